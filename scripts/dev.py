@@ -1,0 +1,92 @@
+"""Bootstraps the environment from the committed lock, then runs the pipeline or the tests.
+
+    python3 scripts/dev.py run [local_runner.py options]   # the pipeline on the bundled data
+    python3 scripts/dev.py test [pytest options]           # the test suite
+    python3 scripts/dev.py benchmark [options]             # timings of the full pipeline
+    python3 scripts/dev.py lock                            # re-resolve requirements/lock.txt
+
+Needs only Python 3.11 and pip. The virtual environment (.venv) is (re)built when the lock or
+setup.py changes and reused otherwise. Installing from the complete lock with --no-deps skips
+pip's resolver, which backtracks for over ten minutes on this dependency set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import subprocess
+import sys
+import venv
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+REQUIREMENTS = ROOT / "requirements"
+LOCK, TFX, SOURCES = REQUIREMENTS / "lock.txt", REQUIREMENTS / "tfx.txt", REQUIREMENTS / "requirements.in"
+STAMP = VENV / ".installed"
+UV_VERSION = "0.13.9"
+
+
+def _python() -> pathlib.Path:
+    return VENV / "bin" / "python"
+
+
+def _run(*command: str | os.PathLike) -> None:
+    print("+", " ".join(str(c) for c in command), flush=True)
+    subprocess.run([str(c) for c in command], check=True, cwd=ROOT)
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256()
+    for path in (LOCK, TFX, ROOT / "setup.py"):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_environment() -> None:
+    """Creates or refreshes .venv so that it matches the lock exactly."""
+    if sys.version_info[:2] != (3, 11):
+        sys.exit(f"Python 3.11 is required (found {sys.version.split()[0]}): the locked TFX "
+                 "1.16 stack is resolved for it. See README, 'Other Python versions'.")
+    if STAMP.exists() and STAMP.read_text() == _fingerprint():
+        return
+    print(f"Installing the locked environment into {VENV} (a few minutes, once) ...",
+          flush=True)
+    venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    pip = (_python(), "-m", "pip", "install", "--disable-pip-version-check", "--no-deps")
+    _run(*pip, "-r", LOCK)
+    # The tfx wheels declare Requires-Python <3.11; their dependencies are in the lock.
+    _run(*pip, "--ignore-requires-python", "-r", TFX)
+    _run(*pip, "--no-build-isolation", "-e", ROOT)
+    STAMP.write_text(_fingerprint())
+
+
+def lock() -> None:
+    """Re-resolves requirements.in for Python 3.11 with uv (pip's resolver takes too long)."""
+    tools = ROOT / ".venv-tools"
+    if not (tools / "bin" / "uv").exists():
+        venv.EnvBuilder(with_pip=True, clear=True).create(tools)
+        _run(tools / "bin" / "python", "-m", "pip", "install", f"uv=={UV_VERSION}")
+    _run(tools / "bin" / "uv", "pip", "compile", SOURCES, "--python-version", "3.11",
+         "--python-platform", "x86_64-manylinux_2_36", "--no-header", "-o", LOCK)
+
+
+def main(argv: list[str]) -> int:
+    commands = {"run": ["local_runner.py"], "test": ["-m", "pytest"],
+                "benchmark": ["scripts/benchmark.py"]}
+    if not argv or argv[0] not in (*commands, "lock", "setup"):
+        print(__doc__)
+        return 2
+    if argv[0] == "lock":
+        lock()
+        return 0
+    ensure_environment()
+    if argv[0] == "setup":
+        return 0
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([str(_python()), *commands[argv[0]], *argv[1:]], cwd=ROOT,
+                          env=env).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
