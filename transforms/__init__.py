@@ -1,0 +1,1 @@
+"""Feature registry, Transform's preprocessing_fn and the curated schema."""

@@ -1,0 +1,148 @@
+"""The one place feature and label names live.
+
+Everything else (data preparation, schema checks, preprocessing, the model's inputs, serving
+signatures, eval config) derives names, types and options from this module, so adding or
+renaming a feature is a change here plus a reviewed schema update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+LABEL_KEY = "delayed"
+"""1 when the flight arrived 15+ minutes late or never arrived (cancelled/diverted)."""
+
+DELAY_THRESHOLD_MINUTES = 15
+
+MISSING_CATEGORY = "__missing__"
+"""What a missing categorical becomes before its vocabulary lookup (e.g. an unknown plane)."""
+
+
+class Kind(enum.Enum):
+    """How Transform encodes a raw feature."""
+
+    CATEGORICAL = "categorical"  # vocabulary (+ OOV bucket) -> embedding
+    NUMERIC = "numeric"  # z-score; missing -> mean and a missing indicator
+    CLOCK = "clock"  # local time as hhmm -> sin/cos of minute of day + hour bucket
+    CONTEXT = "context"  # kept in the examples for slicing and validation; not a model input
+
+
+@dataclasses.dataclass(frozen=True)
+class Feature:
+    """One raw feature as it appears in the examples and in serving requests."""
+
+    name: str
+    dtype: type  # str, int or float: the tf.Example list kind
+    kind: Kind
+    description: str
+    optional: bool = False  # may be absent (NaN / "" in dense serving requests)
+    top_k: int | None = None  # CATEGORICAL: keep the k most frequent values
+    log: bool = False  # NUMERIC: log1p before z-scoring (long-tailed, non-negative)
+    min_value: float | None = None  # schema value range, checked by ExampleValidator
+    max_value: float | None = None
+
+
+FEATURES: tuple[Feature, ...] = (
+    # The flight as scheduled.
+    Feature("carrier", str, Kind.CATEGORICAL, "Two-letter airline code, e.g. UA."),
+    Feature("origin", str, Kind.CATEGORICAL, "New York airport: EWR, JFK or LGA."),
+    Feature("dest", str, Kind.CATEGORICAL, "Destination airport FAA code, e.g. IAH."),
+    Feature("distance", float, Kind.NUMERIC, "Miles between airports.", log=True,
+            min_value=1, max_value=6000),
+    Feature("sched_dep_time", int, Kind.CLOCK, "Scheduled local departure time as hhmm.",
+            min_value=0, max_value=2359),
+    Feature("sched_arr_time", int, Kind.CLOCK, "Scheduled local arrival time as hhmm.",
+            min_value=0, max_value=2359),
+    # Not a model input: evaluation months (Nov-Dec) lie outside the training months, and
+    # feeding month made the model extrapolate (AUC 0.702 -> 0.693 in a GBT check).
+    Feature("month", int, Kind.CONTEXT, "Month of departure, 1-12.", min_value=1,
+            max_value=12),
+    Feature("day_of_week", int, Kind.CATEGORICAL, "ISO day of week: 1 = Monday, 7 = Sunday.",
+            min_value=1, max_value=7),
+    # The plane (absent when its tail number is not in the planes table).
+    Feature("plane_age", float, Kind.NUMERIC, "Years since the plane was built.",
+            optional=True, min_value=0, max_value=100),
+    Feature("plane_seats", float, Kind.NUMERIC, "Number of seats.", optional=True, log=True,
+            min_value=1, max_value=1000),
+    Feature("plane_engines", float, Kind.NUMERIC, "Number of engines.", optional=True,
+            min_value=1, max_value=8),
+    Feature("plane_type", str, Kind.CATEGORICAL, "e.g. Fixed wing multi engine.",
+            optional=True),
+    Feature("plane_manufacturer", str, Kind.CATEGORICAL, "e.g. EMBRAER.", optional=True,
+            top_k=30),
+    # Hourly weather at the origin at the scheduled departure hour.
+    Feature("temp", float, Kind.NUMERIC, "Temperature, F.", optional=True,
+            min_value=-40, max_value=130),
+    Feature("dewp", float, Kind.NUMERIC, "Dew point, F.", optional=True,
+            min_value=-60, max_value=100),
+    Feature("humid", float, Kind.NUMERIC, "Relative humidity, %.", optional=True,
+            min_value=0, max_value=100),
+    Feature("wind_dir", float, Kind.NUMERIC, "Wind direction, degrees.", optional=True,
+            min_value=0, max_value=360),
+    Feature("wind_speed", float, Kind.NUMERIC, "Wind speed, mph.", optional=True,
+            min_value=0, max_value=150),
+    Feature("wind_gust", float, Kind.NUMERIC, "Gust speed, mph (mostly absent).",
+            optional=True, min_value=0, max_value=200),
+    Feature("precip", float, Kind.NUMERIC, "Precipitation, inches.", optional=True, log=True,
+            min_value=0, max_value=10),
+    Feature("pressure", float, Kind.NUMERIC, "Sea level pressure, millibars.", optional=True,
+            min_value=900, max_value=1100),
+    Feature("visib", float, Kind.NUMERIC, "Visibility, miles.", optional=True,
+            min_value=0, max_value=10),
+    # Origin weather over the hours up to the scheduled departure (observed before it).
+    Feature("precip_4h", float, Kind.NUMERIC, "Precipitation in the departure hour and the "
+            "3 before, inches.", optional=True, log=True, min_value=0, max_value=20),
+    Feature("precip_12h", float, Kind.NUMERIC, "Precipitation in the departure hour and the "
+            "11 before, inches.", optional=True, log=True, min_value=0, max_value=40),
+    Feature("visib_min_4h", float, Kind.NUMERIC, "Lowest visibility in the departure hour "
+            "and the 3 before, miles.", optional=True, min_value=0, max_value=10),
+    Feature("wind_speed_max_4h", float, Kind.NUMERIC, "Highest wind speed in the departure "
+            "hour and the 3 before, mph.", optional=True, min_value=0, max_value=150),
+    # Congestion, from the published schedule.
+    Feature("origin_hour_flights", float, Kind.NUMERIC, "Flights scheduled to leave the "
+            "origin in the same hour.", log=True, min_value=1, max_value=500),
+    Feature("origin_day_flights", float, Kind.NUMERIC, "Flights scheduled to leave the "
+            "origin that day.", log=True, min_value=1, max_value=5000),
+    Feature("dest_day_flights", float, Kind.NUMERIC, "Flights scheduled from New York to "
+            "the same destination that day.", log=True, min_value=1, max_value=1000),
+)
+
+CROSSES: tuple[tuple[str, ...], ...] = (("origin", "dest"),)
+"""Categorical crosses: each gets its own vocabulary (the route for origin x dest)."""
+
+SLICE_KEYS: tuple[str, ...] = ("carrier", "origin", "month")
+"""Raw features the Evaluator slices metrics by."""
+
+BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
+
+
+def transformed_name(key: str) -> str:
+    """Name of a Transform output derived from raw feature `key`."""
+    return f"{key}_xf"
+
+
+def cross_name(keys: tuple[str, ...]) -> str:
+    return "_x_".join(keys)
+
+
+def of_kind(kind: Kind) -> tuple[Feature, ...]:
+    return tuple(f for f in FEATURES if f.kind is kind)
+
+
+def raw_feature_spec() -> dict:
+    """tf.io parsing spec of the raw features and the label, as the schema declares them.
+
+    Required features are FixedLenFeature([1]); optional ones are VarLenFeature, so that
+    absence stays visible to Transform instead of being silently filled at parse time.
+    """
+    import tensorflow as tf  # deferred: this module is imported by light code paths
+
+    dtypes = {str: tf.string, int: tf.int64, float: tf.float32}
+    spec = {
+        f.name: (tf.io.VarLenFeature(dtypes[f.dtype]) if f.optional
+                 else tf.io.FixedLenFeature([1], dtypes[f.dtype]))
+        for f in FEATURES
+    }
+    spec[LABEL_KEY] = tf.io.FixedLenFeature([1], tf.int64)
+    return spec
