@@ -1,0 +1,1 @@
+"""The Keras model, its tuning and training entry points, and its serving export."""

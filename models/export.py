@@ -1,0 +1,85 @@
+"""Serving signatures: the transform graph and the model in one hermetic SavedModel.
+
+- `serving_default`: raw features as named [batch] tensors, what a TF Serving REST `instances`
+  request carries. An absent optional value is NaN (numbers) or "" (text).
+- `serving_examples`: serialized tf.Examples (absent feature = missing); what TFMA and
+  TF Serving's Classify/Regress APIs feed.
+- `transform_features`: serialized tf.Examples -> transformed features (TFMA preprocessing).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_transform as tft
+from tf_keras import Model
+
+from models.model import OUTPUT_KEY
+from transforms import features as F
+
+
+def raw_input_signature() -> dict[str, tf.TensorSpec]:
+    dtypes = {str: tf.string, int: tf.int64, float: tf.float32}
+    return {f.name: tf.TensorSpec([None], dtypes[f.dtype], name=f.name) for f in F.FEATURES}
+
+
+def _missing_mask(feature: F.Feature, x: tf.Tensor) -> tf.Tensor:
+    if feature.dtype is float:
+        return tf.math.is_nan(x)
+    if feature.dtype is str:
+        return tf.equal(x, "")
+    return tf.zeros_like(x, tf.bool)
+
+
+def dense_to_raw(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor | tf.SparseTensor]:
+    """Named [batch] tensors -> the raw parsing layout Transform was traced with.
+
+    Optional features become [batch, 1] SparseTensors holding only the present values.
+    """
+    raw = {}
+    for feature in F.FEATURES:
+        x = inputs[feature.name]
+        if feature.optional:
+            present = tf.logical_not(_missing_mask(feature, x))
+            rows = tf.where(present)[:, 0]
+            raw[feature.name] = tf.SparseTensor(
+                tf.stack([rows, tf.zeros_like(rows)], axis=1), tf.boolean_mask(x, present),
+                tf.stack([tf.shape(x, out_type=tf.int64)[0], tf.constant(1, tf.int64)]))
+        else:
+            raw[feature.name] = tf.expand_dims(x, 1)
+    return raw
+
+
+def make_signatures(model: Model, tf_transform_output: tft.TFTransformOutput) -> dict:
+    # Attaching the layer to the model makes the SavedModel track its graph and vocabularies.
+    model.tft_layer = tf_transform_output.transform_features_layer()
+    raw_spec = F.raw_feature_spec()
+    serving_spec = {k: v for k, v in raw_spec.items() if k != F.LABEL_KEY}
+
+    def predict(raw_features):
+        transformed = model.tft_layer(raw_features)
+        inputs = {name: transformed[name] for name in model.input_names}
+        return {OUTPUT_KEY: tf.reshape(model(inputs), [-1])}
+
+    @tf.function(input_signature=[raw_input_signature()])
+    def serve_raw(inputs):
+        return predict(dense_to_raw(inputs))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(examples):
+        return predict(tf.io.parse_example(examples, serving_spec))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transform_features(examples):
+        raw = tf.io.parse_example(examples, raw_spec)
+        return model.tft_layer(raw)
+
+    return {
+        "serving_default": serve_raw.get_concrete_function(),
+        "serving_examples": serve_examples.get_concrete_function(),
+        "transform_features": transform_features.get_concrete_function(),
+    }
+
+
+def export(model: Model, tf_transform_output: tft.TFTransformOutput, export_dir: str) -> None:
+    tf.saved_model.save(model, export_dir,
+                        signatures=make_signatures(model, tf_transform_output))
