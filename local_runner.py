@@ -1,0 +1,74 @@
+"""Runs the flight-delay pipeline on this machine: LocalDagRunner, SQLite MLMD, Beam DirectRunner.
+
+    python local_runner.py                    # full year, with tuning
+    python local_runner.py --fast             # no Tuner, fewer epochs
+    python local_runner.py --rows-per-month 500 --min-eval-auc 0.6   # a quick look on a sample
+
+Paths, orchestrator and Beam settings only; the pipeline itself lives in pipeline/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+import warnings
+
+BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output-dir", type=pathlib.Path, default=pathlib.Path("output"),
+                        help="data, pipeline root, ML Metadata, pushed models, run summaries")
+    parser.add_argument("--rows-per-month", type=int, default=None,
+                        help="sample this many flights per month (default: all)")
+    parser.add_argument("--fast", action="store_true",
+                        help="skip the Tuner and train at most 3 epochs")
+    parser.add_argument("--tuner-trials", type=int, default=None)
+    parser.add_argument("--min-eval-auc", type=float, default=None,
+                        help="AUC floor for blessing (default 0.70)")
+    parser.add_argument("--no-cache", action="store_true", help="re-execute every component")
+    parser.add_argument("--verbose", action="store_true", help="show the libraries' INFO logs")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+    if not args.verbose:
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+    import dataclasses
+
+    from pipeline import local, summary
+    from pipeline.config import local_config
+    from pipeline.data import DataError
+    from models.training import TrainingConfig
+
+    training = TrainingConfig()
+    if args.fast:
+        training = dataclasses.replace(training, max_epochs=3)
+    if args.tuner_trials is not None:
+        training = dataclasses.replace(training, tuner_trials=args.tuner_trials)
+    overrides = {"training": training, "tune": not args.fast, "enable_cache": not args.no_cache,
+                 "rows_per_month": args.rows_per_month, "beam_pipeline_args": BEAM_ARGS}
+    if args.min_eval_auc is not None:
+        overrides["min_eval_auc"] = args.min_eval_auc
+    config = local_config(args.output_dir, **overrides)
+
+    try:
+        result = local.run(config, args.output_dir.resolve() / "runs", verbose=args.verbose)
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print()
+    print(summary.format_summary(result))
+    print(f"Summary: {result['summary_file']}")
+    return 1 if result["status"] == "failed" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""Typed config, data preparation, the TFX pipeline definition and the run summary."""

@@ -1,0 +1,56 @@
+"""The pipeline's typed configuration: built once by a runner, never read from the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+from models.training import TrainingConfig
+
+TRAIN_MONTHS = tuple(range(1, 11))
+EVAL_MONTHS = (11, 12)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Everything `create_pipeline` needs; paths may be local or gs:// URIs."""
+
+    pipeline_name: str
+    pipeline_root: str
+    data_root: str  # prepared spans: <data_root>/{train,eval}/2013-MM.tfrecord
+    serving_model_dir: str  # Pusher writes <serving_model_dir>/<integer version>/
+    metadata_path: str | None = None  # SQLite ML Metadata; None where the orchestrator has one
+    train_months: tuple[int, ...] = TRAIN_MONTHS
+    eval_months: tuple[int, ...] = EVAL_MONTHS
+    rows_per_month: int | None = None  # sample this many flights per month (None: all)
+    tune: bool = True  # False skips Tuner and trains with the search space defaults
+    training: TrainingConfig = TrainingConfig()
+    min_eval_auc: float = 0.70  # value threshold on the overall eval AUC
+    max_auc_drop: float = 0.01  # change threshold against the latest blessed model
+    enable_cache: bool = True
+    beam_pipeline_args: tuple[str, ...] = ("--direct_running_mode=in_memory",
+                                          "--direct_num_workers=1")
+
+    def __post_init__(self):
+        if self.rows_per_month is not None and self.rows_per_month < 1:
+            raise ValueError(f"rows_per_month must be positive, got {self.rows_per_month}")
+        if not 0.0 <= self.min_eval_auc <= 1.0:
+            raise ValueError(f"min_eval_auc must be within [0, 1], got {self.min_eval_auc}")
+        if self.max_auc_drop < 0:
+            raise ValueError(f"max_auc_drop must be >= 0, got {self.max_auc_drop}")
+
+
+def local_config(output_dir: pathlib.Path, **overrides) -> PipelineConfig:
+    """Defaults for a laptop run: everything under one output folder."""
+    output_dir = output_dir.resolve()
+    name = overrides.pop("pipeline_name", "flight_delay")
+    rows = overrides.get("rows_per_month")
+    data = "data-full" if rows is None else f"data-sample{rows}"
+    return PipelineConfig(
+        pipeline_name=name,
+        pipeline_root=str(output_dir / "pipeline_root" / name),
+        data_root=str(output_dir / data),
+        serving_model_dir=str(output_dir / "serving_model" / name),
+        metadata_path=str(output_dir / "metadata" / f"{name}.sqlite"),
+        **overrides,
+    )

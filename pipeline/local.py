@@ -1,0 +1,100 @@
+"""One local run: prepare data, run the pipeline with LocalDagRunner, report what happened."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import pathlib
+import re
+import sys
+import time
+
+from pipeline import data, summary
+from pipeline.config import PipelineConfig
+
+_PROGRESS = re.compile(r"Component (\S+) is (running|finished)\.|A cached execution \d+ is used")
+
+
+class _ProgressHandler(logging.Handler):
+    """Turns LocalDagRunner's INFO log lines into one progress line per component."""
+
+    def __init__(self, stream):
+        super().__init__(logging.INFO)
+        self._stream, self._started, self._cached = stream, {}, False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = _PROGRESS.match(record.getMessage())
+        if not match:
+            return
+        node, event = match.groups()
+        if node is None:
+            self._cached = True
+        elif event == "running":
+            self._started[node], self._cached = time.monotonic(), False
+            print(f"[pipeline] {node} ...", file=self._stream, flush=True)
+        else:
+            seconds = time.monotonic() - self._started.pop(node, time.monotonic())
+            how = "cached" if self._cached else "done"
+            print(f"[pipeline] {node} {how} in {seconds:.1f} s", file=self._stream, flush=True)
+
+
+@contextlib.contextmanager
+def _progress(verbose: bool):
+    """Shows component progress; the libraries' own logs only when `verbose` (else errors).
+
+    Verbosity is set through absl's flag, not the logger: libraries that silence absl
+    temporarily restore the flag's value, which must stay INFO for the progress lines.
+    """
+    from absl import logging as absl_logging
+
+    handler = _ProgressHandler(sys.stdout)
+    quieted = [] if verbose else [(h, h.level) for h in logging.getLogger().handlers]
+    for h, _ in quieted:
+        h.setLevel(max(h.level, logging.ERROR))
+    old_verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.INFO)
+    logging.getLogger("absl").addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger("absl").removeHandler(handler)
+        absl_logging.set_verbosity(old_verbosity)
+        for h, level in quieted:
+            h.setLevel(level)
+
+
+def run(config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool = False) -> dict:
+    """Runs the pipeline once and returns its summary, also written to the run's folder.
+
+    A component failure does not raise: it is recorded in the summary (status "failed",
+    the error message) so the caller can report it and exit non-zero.
+    """
+    from tfx import v1 as tfx
+
+    from pipeline.pipeline import create_pipeline
+
+    started = time.monotonic()
+    print(f"[prepare] spans under {config.data_root}", flush=True)
+    prepared = data.prepare(pathlib.Path(config.data_root), config.train_months,
+                            config.eval_months, config.rows_per_month)
+    print(f"[prepare] {prepared.split_rows()} rows, {prepared.positive_rate:.1%} delayed",
+          flush=True)
+
+    error = None
+    with _progress(verbose):
+        try:
+            tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+        except Exception as exc:  # a component failed: reported in the summary, exit code 1
+            error = f"{type(exc).__name__}: {exc}"
+    result = summary.summarize(config.metadata_path, config.pipeline_name)
+    result.update(status="failed" if error else "succeeded", error=error,
+                  wall_seconds=round(time.monotonic() - started, 1),
+                  finished_at=datetime.datetime.now().isoformat(timespec="seconds"))
+
+    run_dir = runs_dir / re.sub(r"[^0-9A-Za-z_.-]", "-", result["run_id"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result["summary_file"] = str(run_dir / "summary.json")
+    pathlib.Path(result["summary_file"]).write_text(json.dumps(result, indent=2))
+    return result

@@ -1,0 +1,108 @@
+"""`create_pipeline(config)`: the TFX graph, identical for every orchestrator."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from models.model import OUTPUT_KEY
+from pipeline.components import AnomaliesGate, LatestBlessedBaselineStrategy
+from pipeline.config import PipelineConfig
+from transforms import features as F
+from transforms import schema
+
+# User functions by dotted path: the installed package is imported, nothing is rebuilt per run.
+PREPROCESSING_FN = "transforms.preprocessing.preprocessing_fn"
+TUNER_FN = "models.training.tuner_fn"
+RUN_FN = "models.training.run_fn"
+EVAL_SIGNATURE = "serving_examples"
+
+
+def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+    """Metrics overall and per carrier/origin/month; the overall AUC must clear a floor and
+    must not fall behind the latest blessed model (small slices are reported, not gated)."""
+    auc_threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_eval_auc}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -config.max_auc_drop}))
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name=EVAL_SIGNATURE, label_key=F.LABEL_KEY,
+                                    prediction_key=OUTPUT_KEY)],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[key])
+                                              for key in F.SLICE_KEYS],
+        metrics_specs=[tfma.MetricsSpec(metrics=[
+            tfma.MetricConfig(class_name="ExampleCount"),
+            tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[
+                tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
+                                             threshold=auc_threshold)]),
+            tfma.MetricConfig(class_name="BinaryAccuracy"),
+            tfma.MetricConfig(class_name="Calibration"),
+            tfma.MetricConfig(class_name="MeanLabel"),
+            tfma.MetricConfig(class_name="MeanPrediction"),
+        ])])
+
+
+def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    example_gen = tfx.components.ImportExampleGen(
+        input_base=config.data_root,
+        input_config=tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name="train", pattern="train/*.tfrecord"),
+            tfx.proto.Input.Split(name="eval", pattern="eval/*.tfrecord"),
+        ]))
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=str(schema.SCHEMA_FILE))
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        disable_statistics=True)  # StatisticsGen already profiles the raw data
+    transform.add_upstream_node(anomalies_gate)
+
+    training_args = dict(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config=dataclasses.asdict(config.training))
+    components = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate,
+                  transform]
+    hyperparameters = None
+    if config.tune:
+        tuner = tfx.components.Tuner(tuner_fn=TUNER_FN, **training_args)
+        components.append(tuner)
+        hyperparameters = tuner.outputs["best_hyperparameters"]
+    trainer = tfx.components.Trainer(run_fn=RUN_FN, hyperparameters=hyperparameters,
+                                     **training_args)
+
+    baseline_resolver = tfx.dsl.Resolver(
+        strategy_class=LatestBlessedBaselineStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        candidate=trainer.outputs["model"],
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+        baseline_model=baseline_resolver.outputs["model"], eval_config=eval_config(config))
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=config.serving_model_dir)))
+    components += [trainer, baseline_resolver, evaluator, pusher]
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=components,
+        enable_cache=config.enable_cache,
+        metadata_connection_config=(
+            tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+            if config.metadata_path else None),
+        beam_pipeline_args=list(config.beam_pipeline_args),
+    )

@@ -1,0 +1,181 @@
+"""What happened in a pipeline run, read back from ML Metadata and the run's artifacts.
+
+Reading MLMD (not the runner's own bookkeeping) means the summary reports what the
+orchestrator recorded: which executions ran or were cached, for how long, and what they made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+_STATE_NAMES = {
+    metadata_store_pb2.Execution.COMPLETE: "ran",
+    metadata_store_pb2.Execution.CACHED: "cached",
+    metadata_store_pb2.Execution.FAILED: "failed",
+    metadata_store_pb2.Execution.RUNNING: "running",
+}
+METRICS = ("example_count", "auc", "binary_accuracy", "calibration", "mean_label",
+           "mean_prediction")
+
+
+@dataclasses.dataclass
+class ComponentRun:
+    component: str
+    state: str
+    seconds: float
+
+
+def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def _latest_run(store, pipeline_name: str):
+    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline is None:
+        raise LookupError(f"no pipeline named {pipeline_name!r} in ML Metadata")
+    runs = [c for c in store.get_children_contexts_by_context(pipeline.id)
+            if store.get_context_types_by_id([c.type_id])[0].name == "pipeline_run"]
+    if not runs:  # older TFX versions do not link runs to the pipeline context
+        runs = store.get_contexts_by_type("pipeline_run")
+    if not runs:
+        raise LookupError(f"pipeline {pipeline_name!r} has no recorded run")
+    return max(runs, key=lambda c: c.create_time_since_epoch)
+
+
+def _node_id(store, execution) -> str:
+    for context in store.get_contexts_by_execution(execution.id):
+        if store.get_context_types_by_id([context.type_id])[0].name == "node":
+            return context.name.split(".", 1)[-1]
+    return "?"
+
+
+def _outputs(store, execution) -> dict[str, list]:
+    """Output key -> artifacts of one execution."""
+    events = [e for e in store.get_events_by_execution_ids([execution.id])
+              if e.type in (metadata_store_pb2.Event.OUTPUT,
+                            metadata_store_pb2.Event.DECLARED_OUTPUT)]
+    by_id = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    outputs: dict[str, list] = {}
+    for event in events:
+        key = event.path.steps[0].key if event.path.steps else "?"
+        outputs.setdefault(key, []).append(by_id[event.artifact_id])
+    return outputs
+
+
+def _custom(artifact, name: str):
+    value = artifact.custom_properties.get(name)
+    if value is None:
+        return None
+    return getattr(value, value.WhichOneof("value")) if value.WhichOneof("value") else None
+
+
+def _split_rows(statistics) -> dict[str, int]:
+    from tensorflow_data_validation import load_stats_binary
+
+    rows = {}
+    for split in json.loads(_custom(statistics, "split_names") or
+                            statistics.properties["split_names"].string_value):
+        stats = load_stats_binary(os.path.join(statistics.uri, f"Split-{split}",
+                                               "FeatureStats.pb"))
+        rows[split] = int(stats.datasets[0].num_examples)
+    return rows
+
+
+def _slice_name(slice_key) -> str:
+    return ", ".join(f"{k}={v}" for k, v in slice_key) or "overall"
+
+
+def _evaluation(evaluation_uri: str) -> tuple[dict[str, dict[str, float]], dict]:
+    """Metrics per slice, and the validation outcome with a reason per failed threshold."""
+    import tensorflow_model_analysis as tfma
+
+    metrics = {}
+    for slice_key, values in tfma.load_eval_result(evaluation_uri).slicing_metrics:
+        flat = values.get("", {}).get("", {})
+        metrics[_slice_name(slice_key)] = {
+            name: float(next(iter(flat[name].values())))
+            for name in METRICS if name in flat}
+    validation = tfma.load_validation_result(evaluation_uri)
+    reasons = []
+    for failure in validation.metric_validations_per_slice:
+        for f in failure.failures:
+            threshold = f.metric_threshold
+            value = f.metric_value.double_value.value
+            if threshold.HasField("value_threshold"):
+                reasons.append(f"{f.metric_key.name} {value:.4f} is below the floor "
+                               f"{threshold.value_threshold.lower_bound.value}")
+            else:
+                reasons.append(f"{f.metric_key.name} changed by {value:+.4f} against the "
+                               f"baseline, beyond the allowed "
+                               f"{threshold.change_threshold.absolute.value}")
+    return metrics, {"ok": bool(validation.validation_ok), "failures": reasons}
+
+
+def summarize(metadata_path: str, pipeline_name: str) -> dict:
+    """A JSON-ready account of the pipeline's latest run."""
+    store = open_store(metadata_path)
+    run = _latest_run(store, pipeline_name)
+    executions = sorted(store.get_executions_by_context(run.id),
+                        key=lambda e: e.create_time_since_epoch)
+    summary: dict = {"pipeline": pipeline_name, "run_id": run.name, "components": []}
+    outputs = {}
+    for execution in executions:
+        node = _node_id(store, execution)
+        seconds = (execution.last_update_time_since_epoch
+                   - execution.create_time_since_epoch) / 1000
+        state = _STATE_NAMES.get(execution.last_known_state, "unknown")
+        summary["components"].append(dataclasses.asdict(ComponentRun(node, state, seconds)))
+        outputs[node] = _outputs(store, execution)
+
+    if statistics := outputs.get("StatisticsGen", {}).get("statistics"):
+        summary["rows"] = _split_rows(statistics[0])
+    if blessing := outputs.get("Evaluator", {}).get("blessing"):
+        evaluation = outputs["Evaluator"]["evaluation"][0]
+        summary["eval_metrics"], summary["validation"] = _evaluation(evaluation.uri)
+        summary["blessed"] = _custom(blessing[0], "blessed") == 1
+        summary["baseline_model"] = bool(_custom(blessing[0], "baseline_model_uri"))
+    if pushed := outputs.get("Pusher", {}).get("pushed_model"):
+        summary["pushed"] = _custom(pushed[0], "pushed") == 1
+        summary["pushed_destination"] = _custom(pushed[0], "pushed_destination")
+        summary["pushed_version"] = _custom(pushed[0], "pushed_version")
+    summary["all_cached"] = all(c["state"] == "cached" for c in summary["components"]
+                                if c["component"] != "latest_blessed_model_resolver")
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    """The summary as a short report for a terminal."""
+    lines = [f"Pipeline {summary['pipeline']}, run {summary['run_id']}: "
+             f"{summary.get('status', 'finished')}"]
+    for c in summary["components"]:
+        lines.append(f"  {c['component']:<32} {c['state']:<7} {c['seconds']:8.1f} s")
+    if "rows" in summary:
+        lines.append("Rows: " + ", ".join(f"{split} {n:,}" for split, n in summary["rows"].items()))
+    if "eval_metrics" in summary:
+        lines.append("Eval metrics (AUC, accuracy, calibration, examples):")
+        for name, m in sorted(summary["eval_metrics"].items(),
+                              key=lambda kv: (kv[0] != "overall", kv[0])):
+            lines.append(f"  {name:<20} AUC {m.get('auc', float('nan')):.4f}  "
+                         f"acc {m.get('binary_accuracy', float('nan')):.4f}  "
+                         f"cal {m.get('calibration', float('nan')):.3f}  "
+                         f"n {int(m.get('example_count', 0)):,}")
+        validation = summary["validation"]
+        why = ("; ".join(validation["failures"]) if validation["failures"] else
+               "all thresholds met" + ("" if summary["baseline_model"]
+                                       else " (no earlier blessed model to compare with)"))
+        lines.append(f"Blessed: {'yes' if summary['blessed'] else 'no'} ({why})")
+    if summary.get("pushed"):
+        lines.append(f"Pushed: {summary['pushed_destination']}")
+    elif "pushed" in summary:
+        lines.append("Pushed: no (the model was not blessed)")
+    if summary.get("error"):
+        lines.append(f"Error: {summary['error']}")
+    return "\n".join(lines)
