@@ -22,6 +22,7 @@ from models.model import AUC_METRIC, build_model, search_space
 from transforms import features as F
 
 OBJECTIVE = f"val_{AUC_METRIC}"
+_LOAD_BATCH = 65_536
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,20 +41,47 @@ class TrainingConfig:
         return cls(**(custom_config or {}))
 
 
-def _dataset(fn_args, files: list[str], tf_transform_output: tft.TFTransformOutput,
-             config: TrainingConfig) -> tf.data.Dataset:
-    """One pass over transformed examples as (features, label[batch, 1]) batches."""
-    options = tfxio.TensorFlowDatasetOptions(batch_size=config.batch_size,
-                                             label_key=F.LABEL_KEY, num_epochs=1,
-                                             shuffle_seed=config.seed)
-    dataset = fn_args.data_accessor.tf_dataset_factory(
-        files, options, tf_transform_output.transformed_metadata.schema)
-    return dataset.map(lambda x, y: (x, tf.reshape(y, [-1, 1]))).prefetch(tf.data.AUTOTUNE)
+def _load(fn_args, files: list[str], tf_transform_output: tft.TFTransformOutput
+          ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    """A split of transformed examples as in-memory tensors: (features, label[n, 1])."""
+    options = tfxio.TensorFlowDatasetOptions(batch_size=_LOAD_BATCH, label_key=F.LABEL_KEY,
+                                             num_epochs=1, shuffle=False)
+    batches = list(fn_args.data_accessor.tf_dataset_factory(
+        files, options, tf_transform_output.transformed_metadata.schema))
+    features = {name: tf.concat([x[name] for x, _ in batches], axis=0) for name in batches[0][0]}
+    return features, tf.reshape(tf.concat([y for _, y in batches], axis=0), [-1, 1])
+
+
+def _batches(split: tuple[dict[str, tf.Tensor], tf.Tensor], config: TrainingConfig,
+             shuffle: bool) -> tf.data.Dataset:
+    """Batches of an in-memory split, in a fresh random order each epoch when `shuffle`.
+
+    ExampleGen writes rows in time order; a streaming shuffle buffer small enough to be cheap
+    left every epoch ending on October (eval AUC 0.70 vs 0.72 with a full permutation), and a
+    year-sized buffer re-filled from disk each epoch tripled the epoch time. Permuting row
+    indices in memory costs neither (the transformed year is ~60 MB).
+    """
+    features, labels = split
+    order = tf.data.Dataset.range(int(labels.shape[0]))
+    if shuffle:
+        order = order.shuffle(int(labels.shape[0]), seed=config.seed,
+                              reshuffle_each_iteration=True)
+    return order.batch(config.batch_size).map(
+        lambda rows: ({name: tf.gather(x, rows) for name, x in features.items()},
+                      tf.gather(labels, rows)),
+        num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _train_and_eval(fn_args, tf_transform_output: tft.TFTransformOutput,
+                    config: TrainingConfig) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    return (_batches(_load(fn_args, fn_args.train_files, tf_transform_output), config, True),
+            _batches(_load(fn_args, fn_args.eval_files, tf_transform_output), config, False))
 
 
 def _early_stopping(config: TrainingConfig) -> keras_callbacks.EarlyStopping:
-    return keras_callbacks.EarlyStopping(monitor=OBJECTIVE, mode="max", restore_best_weights=True,
-                                   patience=config.early_stopping_patience)
+    return keras_callbacks.EarlyStopping(monitor=OBJECTIVE, mode="max",
+                                         restore_best_weights=True,
+                                         patience=config.early_stopping_patience)
 
 
 class _DefaultsFirstOracle(keras_tuner.oracles.RandomSearchOracle):
@@ -93,9 +121,10 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
         seed=config.seed)
     tuner = _Tuner(tf_transform_output, oracle=oracle, directory=fn_args.working_dir,
                    project_name="flight_delay_tuning", overwrite=True)
+    train, validation = _train_and_eval(fn_args, tf_transform_output, config)
     return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={
-        "x": _dataset(fn_args, fn_args.train_files, tf_transform_output, config),
-        "validation_data": _dataset(fn_args, fn_args.eval_files, tf_transform_output, config),
+        "x": train,
+        "validation_data": validation,
         "epochs": config.tuner_epochs,
         "callbacks": [_early_stopping(config)],
     })
@@ -110,10 +139,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     logging.info("Training with hyperparameters %s", hp.values)
 
     model = build_model(hp, tf_transform_output)
-    model.fit(_dataset(fn_args, fn_args.train_files, tf_transform_output, config),
-              validation_data=_dataset(fn_args, fn_args.eval_files, tf_transform_output, config),
-              epochs=config.max_epochs, verbose=2,
+    train, validation = _train_and_eval(fn_args, tf_transform_output, config)
+    model.fit(train, validation_data=validation, epochs=config.max_epochs, verbose=2,
               callbacks=[_early_stopping(config),
                          keras_callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
-                                               update_freq="epoch")])
+                                                     update_freq="epoch")])
     export.export(model, tf_transform_output, fn_args.serving_model_dir)
