@@ -50,7 +50,8 @@ def _progress(verbose: bool):
     from absl import logging as absl_logging
 
     handler = _ProgressHandler(sys.stdout)
-    quieted = [] if verbose else [(h, h.level) for h in logging.getLogger().handlers]
+    quieted = [] if verbose else [(h, h.level) for h in (*logging.getLogger().handlers,
+                                                         *logging.getLogger("tensorflow").handlers)]
     for h, _ in quieted:
         h.setLevel(max(h.level, logging.ERROR))
     old_verbosity = absl_logging.get_verbosity()
