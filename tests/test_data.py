@@ -1,0 +1,154 @@
+"""Data preparation: join, label, leakage, missing values, spans, and errors on bad tables."""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from pipeline import data
+from transforms import features as F
+
+
+def _flight(**overrides) -> dict:
+    row = dict(year=2013, month=3, day=4, dep_time=700.0, sched_dep_time=655, dep_delay=5.0,
+               arr_time=900.0, sched_arr_time=910, arr_delay=-10.0, carrier="UA", flight=1,
+               tailnum="N1", origin="EWR", dest="IAH", air_time=200.0, distance=1400,
+               hour=6, minute=55, time_hour="2013-03-04T11:00:00Z")
+    return row | overrides
+
+
+def _weather(**overrides) -> dict:
+    row = dict(origin="EWR", year=2013, month=3, day=4, hour=6, temp=40.0, dewp=20.0,
+               humid=50.0, wind_dir=180.0, wind_speed=10.0, wind_gust=np.nan, precip=0.0,
+               pressure=1010.0, visib=10.0, time_hour="2013-03-04T11:00:00Z")
+    return row | overrides
+
+
+PLANES = pd.DataFrame([dict(tailnum="N1", year=2003.0, type="Fixed wing multi engine",
+                            manufacturer="BOEING", model="737", engines=2, seats=150,
+                            speed=np.nan, engine="Turbo-fan")])
+
+
+def _tables(flights: list[dict], weather: list[dict] | None = None) -> data.Tables:
+    return data.Tables(pd.DataFrame(flights), pd.DataFrame(weather or [_weather()]), PLANES)
+
+
+def _write_tables(folder: pathlib.Path, tables: data.Tables) -> pathlib.Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    tables.flights.to_csv(folder / data.FLIGHTS_FILE, index=False,
+                          compression={"method": "zip", "archive_name": "flights.csv"})
+    tables.weather.to_csv(folder / data.WEATHER_FILE, index=False)
+    tables.planes.to_csv(folder / data.PLANES_FILE, index=False)
+    return folder
+
+
+def test_join_takes_origin_weather_at_the_scheduled_hour_and_plane_attributes():
+    weather = [_weather(hour=5, temp=1.0), _weather(hour=6, temp=42.0),
+               _weather(origin="JFK", hour=6, temp=99.0)]
+    rows = data.build_examples(_tables([_flight()], weather))
+    row = rows.iloc[0]
+    assert row["temp"] == 42.0
+    assert row["plane_age"] == 10.0
+    assert row["plane_seats"] == 150 and row["plane_type"] == "Fixed wing multi engine"
+    assert row["day_of_week"] == 1  # 2013-03-04 was a Monday
+
+
+@pytest.mark.parametrize("arr_delay, expected", [(14.0, 0), (15.0, 1), (-3.0, 0),
+                                                 (np.nan, 1)])
+def test_label_is_late_by_15_minutes_or_never_arrived(arr_delay, expected):
+    rows = data.build_examples(_tables([_flight(arr_delay=arr_delay)]))
+    assert rows[F.LABEL_KEY].tolist() == [expected]
+
+
+def test_only_registry_features_and_label_reach_the_examples():
+    rows = data.build_examples(_tables([_flight()]))
+    assert list(rows.columns) == [f.name for f in F.FEATURES] + [F.LABEL_KEY]
+    assert not set(data.LEAKY_COLUMNS) & set(rows.columns)
+
+
+def test_missing_values_are_kept_as_absent_features():
+    flights = [_flight(tailnum="UNKNOWN"), _flight(hour=23)]  # no plane row; no weather row
+    rows = data.build_examples(_tables(flights))
+    assert len(rows) == 2
+    assert math.isnan(rows.loc[0, "plane_age"]) and pd.isna(rows.loc[0, "plane_type"])
+    assert math.isnan(rows.loc[1, "temp"]) and rows.loc[0, "temp"] == 40.0
+
+    example = tf.train.Example.FromString(data.encode_examples(rows)[0])
+    feature = example.features.feature
+    assert feature["plane_age"].WhichOneof("kind") is None
+    assert feature["wind_gust"].WhichOneof("kind") is None  # NaN in the weather table
+    assert list(feature["temp"].float_list.value) == [40.0]
+    assert list(feature["carrier"].bytes_list.value) == [b"UA"]
+    assert list(feature[F.LABEL_KEY].int64_list.value) == [0]
+
+
+def test_real_data_has_expected_size_and_positive_rate(flight_rows):
+    assert set(flight_rows.columns) >= {f.name for f in F.FEATURES}
+    tables = data.load_tables(data.package_data_dir())
+    assert len(tables.flights) == 336_776
+    rate = data.build_examples(tables)[F.LABEL_KEY].mean()
+    assert 0.26 < rate < 0.27
+
+
+def test_prepare_writes_monthly_spans_per_split_once(tmp_path):
+    source = _write_tables(tmp_path / "src", _tables(
+        [_flight(month=m, day=1) for m in (1, 1, 2, 3)],
+        [_weather(month=m, day=1) for m in (1, 2, 3)]))
+    out = tmp_path / "spans"
+    prepared = data.prepare(out, (1, 2), (3,), source_dir=source)
+    assert prepared.rows == {"train": {"2013-01": 2, "2013-02": 1}, "eval": {"2013-03": 1}}
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.tfrecord")) == [
+        "eval/2013-03.tfrecord", "train/2013-01.tfrecord", "train/2013-02.tfrecord"]
+    assert sum(1 for _ in tf.data.TFRecordDataset(str(out / "train/2013-01.tfrecord"))) == 2
+
+    mtime = (out / "train/2013-01.tfrecord").stat().st_mtime_ns
+    again = data.prepare(out, (1, 2), (3,), source_dir=source)
+    assert again.rows == prepared.rows
+    assert (out / "train/2013-01.tfrecord").stat().st_mtime_ns == mtime
+
+    with pytest.raises(data.DataError, match="prepared for"):
+        data.prepare(out, (1,), (2, 3), source_dir=source)
+
+
+def test_prepare_rejects_overlapping_months(tmp_path):
+    with pytest.raises(ValueError, match="disjoint"):
+        data.prepare(tmp_path / "x", (1, 2), (2,))
+
+
+def test_missing_column_names_file_and_column_and_writes_nothing(tmp_path):
+    tables = _tables([_flight()])
+    source = _write_tables(tmp_path / "src", data.Tables(
+        tables.flights, tables.weather.drop(columns=["visib"]), tables.planes))
+    with pytest.raises(data.DataError, match=r"weather\.csv: missing column\(s\) visib"):
+        data.prepare(tmp_path / "spans", (3,), (4,), source_dir=source)
+    assert not any(tmp_path.glob("*spans*"))
+
+
+def test_wrong_type_names_column_value_and_row(tmp_path):
+    flights = pd.DataFrame([_flight(), _flight(distance="far")])
+    source = _write_tables(tmp_path / "src", data.Tables(
+        flights, pd.DataFrame([_weather()]), PLANES))
+    with pytest.raises(data.DataError,
+                       match=r"flights\.csv\.zip: column 'distance' must hold numbers, "
+                             r"found 'far' on data row 2"):
+        data.load_tables(source)
+
+
+def test_required_feature_without_value_is_an_error():
+    rows = data.build_examples(_tables([_flight(), _flight(carrier=None)]))
+    with pytest.raises(data.DataError, match="column 'carrier': 1 row"):
+        data.encode_examples(rows)
+
+
+def test_manifest_records_request_and_rows(tmp_path):
+    source = _write_tables(tmp_path / "src", _tables([_flight()]))
+    data.prepare(tmp_path / "spans", (3,), (4,), source_dir=source)
+    manifest = json.loads((tmp_path / "spans" / "manifest.json").read_text())
+    assert manifest["rows"] == {"train": {"2013-03": 1}, "eval": {"2013-04": 0}}
+    assert manifest["request"]["eval_months"] == [4]
