@@ -20,7 +20,7 @@ _STATE_NAMES = {
     metadata_store_pb2.Execution.RUNNING: "running",
 }
 METRICS = ("example_count", "auc", "binary_accuracy", "calibration", "mean_label",
-           "mean_prediction")
+           "mean_prediction", "auc_diff")  # auc_diff: against the baseline, when there is one
 
 
 @dataclasses.dataclass
@@ -141,7 +141,7 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict:
         evaluation = outputs["Evaluator"]["evaluation"][0]
         summary["eval_metrics"], summary["validation"] = _evaluation(evaluation.uri)
         summary["blessed"] = _custom(blessing[0], "blessed") == 1
-        summary["baseline_model"] = bool(_custom(blessing[0], "baseline_model_uri"))
+        summary["baseline_model"] = _custom(blessing[0], "baseline_model")  # URI or None
     if pushed := outputs.get("Pusher", {}).get("pushed_model"):
         summary["pushed"] = _custom(pushed[0], "pushed") == 1
         summary["pushed_destination"] = _custom(pushed[0], "pushed_destination")
@@ -166,11 +166,13 @@ def format_summary(summary: dict) -> str:
             lines.append(f"  {name:<20} AUC {m.get('auc', float('nan')):.4f}  "
                          f"acc {m.get('binary_accuracy', float('nan')):.4f}  "
                          f"cal {m.get('calibration', float('nan')):.3f}  "
-                         f"n {int(m.get('example_count', 0)):,}")
+                         f"n {int(m.get('example_count', 0)):,}"
+                         + (f"  AUC vs baseline {m['auc_diff']:+.4f}" if "auc_diff" in m else ""))
         validation = summary["validation"]
         why = ("; ".join(validation["failures"]) if validation["failures"] else
-               "all thresholds met" + ("" if summary["baseline_model"]
-                                       else " (no earlier blessed model to compare with)"))
+               "all thresholds met" + (f", compared with {summary['baseline_model']}"
+                                       if summary["baseline_model"]
+                                       else "; no earlier blessed model to compare with"))
         lines.append(f"Blessed: {'yes' if summary['blessed'] else 'no'} ({why})")
     if summary.get("pushed"):
         lines.append(f"Pushed: {summary['pushed_destination']}")

@@ -169,3 +169,19 @@ def test_bad_span_stops_the_run_before_pusher_and_names_the_column(
     assert states[failed_component] == ["failed"]
     assert "Trainer" not in states and "Pusher" not in states
     assert _versions(config) == before
+
+
+def test_a_new_model_is_compared_with_the_latest_blessed_one(first_run, config, workspace):
+    retrained = dataclasses.replace(
+        config, max_auc_drop=1.0,  # any change passes: this checks the comparison is made
+        training=dataclasses.replace(config.training, max_epochs=1))
+    result = local.run(retrained, workspace / "runs")
+    assert result["status"] == "succeeded", result["error"]
+    assert _states(result)["Trainer"] == ["ran"]
+    assert result["baseline_model"] is not None
+    assert result["baseline_model"] != first_run["baseline_model"]  # None the first time
+    assert result["blessed"] is True and result["pushed"] is True
+    overall = result["eval_metrics"]["overall"]
+    assert 0.5 <= overall["auc"] <= 1.0
+    assert "auc_diff" in overall and "auc_diff" not in first_run["eval_metrics"]["overall"]
+    assert _versions(config) == sorted([first_run["pushed_version"], result["pushed_version"]])
