@@ -152,3 +152,31 @@ def test_manifest_records_request_and_rows(tmp_path):
     manifest = json.loads((tmp_path / "spans" / "manifest.json").read_text())
     assert manifest["rows"] == {"train": {"2013-03": 1}, "eval": {"2013-04": 0}}
     assert manifest["request"]["eval_months"] == [4]
+
+
+def test_weather_windows_cover_the_departure_hour_and_the_ones_before():
+    hours = [_weather(hour=h, precip=p, visib=v, wind_speed=w)
+             for h, p, v, w in [(3, 0.5, 10.0, 5.0), (4, 0.0, 2.0, 30.0), (5, 0.1, 10.0, 5.0),
+                                (6, 0.0, 9.0, 10.0), (8, 0.2, 10.0, 7.0)]]  # hour 7 missing
+    windows = data.weather_windows(pd.DataFrame(hours)).set_index("hour")
+    assert windows.loc[6, "precip_4h"] == pytest.approx(0.6)  # hours 3-6
+    assert windows.loc[6, "visib_min_4h"] == 2.0
+    assert windows.loc[6, "wind_speed_max_4h"] == 30.0
+    assert windows.loc[8, "precip_4h"] == pytest.approx(0.3)  # hours 5-8; 7 unobserved
+    assert windows.loc[8, "precip_12h"] == pytest.approx(0.8)
+
+
+def test_implausible_readings_become_missing_before_windows():
+    weather = pd.DataFrame([_weather(hour=5, wind_speed=1048.4), _weather(hour=6)])
+    rows = data.build_examples(_tables([_flight()], weather.to_dict("records")))
+    assert rows.loc[0, "wind_speed"] == 10.0
+    assert rows.loc[0, "wind_speed_max_4h"] == 10.0  # the 1,048 mph reading is dropped
+
+
+def test_congestion_counts_flights_in_the_same_slot():
+    flights = [_flight(), _flight(minute=10), _flight(hour=9, sched_dep_time=900),
+               _flight(origin="JFK"), _flight(dest="ORD")]
+    rows = data.build_examples(_tables(flights))
+    assert rows["origin_hour_flights"].tolist() == [3, 3, 1, 1, 3]
+    assert rows["origin_day_flights"].tolist() == [4, 4, 4, 1, 4]
+    assert rows["dest_day_flights"].tolist() == [4, 4, 4, 4, 1]
