@@ -89,7 +89,7 @@ def run(config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool = False) -
             tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
         except Exception as exc:  # a component failed: reported in the summary, exit code 1
             error = f"{type(exc).__name__}: {exc}"
-    result = summary.summarize(config.metadata_path, config.pipeline_name)
+        result = summary.summarize(config.metadata_path, config.pipeline_name)
     result.update(status="failed" if error else "succeeded", error=error,
                   wall_seconds=round(time.monotonic() - started, 1),
                   finished_at=datetime.datetime.now().isoformat(timespec="seconds"))

@@ -81,8 +81,7 @@ def _split_rows(statistics) -> dict[str, int]:
     from tensorflow_data_validation import load_stats_binary
 
     rows = {}
-    for split in json.loads(_custom(statistics, "split_names") or
-                            statistics.properties["split_names"].string_value):
+    for split in json.loads(statistics.properties["split_names"].string_value):
         stats = load_stats_binary(os.path.join(statistics.uri, f"Split-{split}",
                                                "FeatureStats.pb"))
         rows[split] = int(stats.datasets[0].num_examples)
