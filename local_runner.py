@@ -18,16 +18,31 @@ import warnings
 BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within [0, 1], got {text}")
+    return value
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=pathlib.Path, default=pathlib.Path("output"),
                         help="data, pipeline root, ML Metadata, pushed models, run summaries")
-    parser.add_argument("--rows-per-month", type=int, default=None,
+    parser.add_argument("--rows-per-month", type=_positive_int, default=None,
                         help="sample this many flights per month (default: all)")
     parser.add_argument("--fast", action="store_true",
                         help="skip the Tuner and train at most 3 epochs")
-    parser.add_argument("--tuner-trials", type=int, default=None)
-    parser.add_argument("--min-eval-auc", type=float, default=None,
+    parser.add_argument("--tuner-trials", type=_positive_int, default=None,
+                        help="tuning budget (default 4 trials of 2 epochs)")
+    parser.add_argument("--min-eval-auc", type=_fraction, default=None,
                         help="AUC floor for blessing (default 0.70)")
     parser.add_argument("--no-cache", action="store_true", help="re-execute every component")
     parser.add_argument("--verbose", action="store_true", help="show the libraries' INFO logs")
