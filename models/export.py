@@ -2,8 +2,7 @@
 
 - `serving_default`: raw features as named [batch] tensors, what a TF Serving REST `instances`
   request carries. An absent optional value is NaN (numbers) or "" (text).
-- `serving_examples`: serialized tf.Examples (absent feature = missing); what TFMA and
-  TF Serving's Classify/Regress APIs feed.
+- `serving_examples`: serialized tf.Examples (absent feature = missing); what TFMA feeds.
 - `transform_features`: serialized tf.Examples -> transformed features (TFMA preprocessing).
 """
 

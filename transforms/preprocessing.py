@@ -49,7 +49,8 @@ def _categorical_values(feature: F.Feature, x) -> tf.Tensor:
 
 
 def preprocessing_fn(inputs: dict) -> dict:
-    """Called by tf.Transform (and the serving signatures) with raw features by name."""
+    """Called by tf.Transform with raw features by name; the serving signatures run the graph
+    it traces (with the vocabularies and statistics it computed), not this function."""
     outputs = {}
     for feature in F.FEATURES:
         name, x = feature.name, inputs[feature.name]
