@@ -17,8 +17,7 @@ from transforms import features as F
 
 
 def raw_input_signature() -> dict[str, tf.TensorSpec]:
-    dtypes = {str: tf.string, int: tf.int64, float: tf.float32}
-    return {f.name: tf.TensorSpec([None], dtypes[f.dtype], name=f.name) for f in F.FEATURES}
+    return {f.name: tf.TensorSpec([None], F.tf_dtype(f.dtype), name=f.name) for f in F.FEATURES}
 
 
 def _missing_mask(feature: F.Feature, x: tf.Tensor) -> tf.Tensor:

@@ -130,6 +130,13 @@ def of_kind(kind: Kind) -> tuple[Feature, ...]:
     return tuple(f for f in FEATURES if f.kind is kind)
 
 
+def tf_dtype(dtype: type):
+    """The TensorFlow dtype that carries a registry dtype (str, int or float)."""
+    import tensorflow as tf
+
+    return {str: tf.string, int: tf.int64, float: tf.float32}[dtype]
+
+
 def raw_feature_spec() -> dict:
     """tf.io parsing spec of the raw features and the label, as the schema declares them.
 
@@ -138,10 +145,9 @@ def raw_feature_spec() -> dict:
     """
     import tensorflow as tf  # deferred: this module is imported by light code paths
 
-    dtypes = {str: tf.string, int: tf.int64, float: tf.float32}
     spec = {
-        f.name: (tf.io.VarLenFeature(dtypes[f.dtype]) if f.optional
-                 else tf.io.FixedLenFeature([1], dtypes[f.dtype]))
+        f.name: (tf.io.VarLenFeature(tf_dtype(f.dtype)) if f.optional
+                 else tf.io.FixedLenFeature([1], tf_dtype(f.dtype)))
         for f in FEATURES
     }
     spec[LABEL_KEY] = tf.io.FixedLenFeature([1], tf.int64)
