@@ -28,8 +28,7 @@ class PipelineConfig:
     min_eval_auc: float = 0.70  # value threshold on the overall eval AUC
     max_auc_drop: float = 0.01  # change threshold against the latest blessed model
     enable_cache: bool = True
-    beam_pipeline_args: tuple[str, ...] = ("--direct_running_mode=in_memory",
-                                          "--direct_num_workers=1")
+    beam_pipeline_args: tuple[str, ...] = ()  # set by the runner; () = Beam's defaults
 
     def __post_init__(self):
         if self.rows_per_month is not None and self.rows_per_month < 1:

@@ -19,6 +19,7 @@ _STATE_NAMES = {
     metadata_store_pb2.Execution.FAILED: "failed",
     metadata_store_pb2.Execution.RUNNING: "running",
 }
+_RESOLVER_TYPE = "tfx.dsl.components.common.resolver.Resolver"
 METRICS = ("example_count", "auc", "binary_accuracy", "calibration", "mean_label",
            "mean_prediction", "auc_diff")  # auc_diff: against the baseline, when there is one
 
@@ -126,6 +127,7 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict:
                         key=lambda e: e.create_time_since_epoch)
     summary: dict = {"pipeline": pipeline_name, "run_id": run.name, "components": []}
     outputs = {}
+    resolvers = set()  # resolver nodes resolve anew each run; they have nothing to cache
     for execution in executions:
         node = _node_id(store, execution)
         seconds = (execution.last_update_time_since_epoch
@@ -133,6 +135,8 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict:
         state = _STATE_NAMES.get(execution.last_known_state, "unknown")
         summary["components"].append(dataclasses.asdict(ComponentRun(node, state, seconds)))
         outputs[node] = _outputs(store, execution)
+        if store.get_execution_types_by_id([execution.type_id])[0].name == _RESOLVER_TYPE:
+            resolvers.add(node)
 
     if statistics := outputs.get("StatisticsGen", {}).get("statistics"):
         summary["rows"] = _split_rows(statistics[0])
@@ -146,7 +150,7 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict:
         summary["pushed_destination"] = _custom(pushed[0], "pushed_destination")
         summary["pushed_version"] = _custom(pushed[0], "pushed_version")
     summary["all_cached"] = all(c["state"] == "cached" for c in summary["components"]
-                                if c["component"] != "latest_blessed_model_resolver")
+                                if c["component"] not in resolvers)
     return summary
 
 
