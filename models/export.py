@@ -3,17 +3,25 @@
 - `serving_default`: raw features as named [batch] tensors, what a TF Serving REST `instances`
   request carries. An absent optional value is NaN (numbers) or "" (text).
 - `serving_examples`: serialized tf.Examples (absent feature = missing); what TFMA feeds.
+- `classify`: serialized tf.Examples -> `classes` and `scores` ([batch, 2], on_time/delayed),
+  with method name `tensorflow/serving/classify` so TF Serving's Classify API accepts it.
 - `transform_features`: serialized tf.Examples -> transformed features (TFMA preprocessing).
 """
 
 from __future__ import annotations
 
+import os
+
 import tensorflow as tf
 import tensorflow_transform as tft
+from tensorflow.core.protobuf import saved_model_pb2
 from tf_keras import Model
 
 from models.model import OUTPUT_KEY
 from transforms import features as F
+
+CLASSIFY_SIGNATURE = "classify"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
 
 
 def raw_input_signature() -> dict[str, tf.TensorSpec]:
@@ -66,6 +74,13 @@ def make_signatures(model: Model, tf_transform_output: tft.TFTransformOutput) ->
     def serve_examples(examples):
         return predict(tf.io.parse_example(examples, serving_spec))
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    def classify(inputs):
+        probability = predict(tf.io.parse_example(inputs, serving_spec))[OUTPUT_KEY]
+        batch = tf.shape(probability)[0]
+        return {"classes": tf.tile(tf.constant([list(F.LABEL_CLASSES)]), [batch, 1]),
+                "scores": tf.stack([1.0 - probability, probability], axis=1)}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(examples):
         raw = tf.io.parse_example(examples, raw_spec)
@@ -74,10 +89,25 @@ def make_signatures(model: Model, tf_transform_output: tft.TFTransformOutput) ->
     return {
         "serving_default": serve_raw.get_concrete_function(),
         "serving_examples": serve_examples.get_concrete_function(),
+        CLASSIFY_SIGNATURE: classify.get_concrete_function(),
         "transform_features": transform_features.get_concrete_function(),
     }
+
+
+def _set_method_name(export_dir: str, signature: str, method_name: str) -> None:
+    """TF2's saved_model.save marks every signature as predict; TF Serving's Classify API
+    only accepts a signature whose method name says classify, so the proto is amended."""
+    path = os.path.join(export_dir, "saved_model.pb")
+    saved_model = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        saved_model.ParseFromString(f.read())
+    for meta_graph in saved_model.meta_graphs:
+        meta_graph.signature_def[signature].method_name = method_name
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(saved_model.SerializeToString())
 
 
 def export(model: Model, tf_transform_output: tft.TFTransformOutput, export_dir: str) -> None:
     tf.saved_model.save(model, export_dir,
                         signatures=make_signatures(model, tf_transform_output))
+    _set_method_name(export_dir, CLASSIFY_SIGNATURE, CLASSIFY_METHOD)

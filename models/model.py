@@ -15,6 +15,7 @@ from transforms import features as F
 
 AUC_METRIC = "auc"
 OUTPUT_KEY = "probability"
+MODEL_NAME = "flight_delay"  # pipeline name, served model name, mobile folder name
 
 
 def search_space() -> keras_tuner.HyperParameters:

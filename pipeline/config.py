@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
+from models.model import MODEL_NAME
 from models.training import TrainingConfig
 
 TRAIN_MONTHS = tuple(range(1, 11))
@@ -42,7 +43,7 @@ class PipelineConfig:
 def local_config(output_dir: pathlib.Path, **overrides) -> PipelineConfig:
     """Defaults for a laptop run: everything under one output folder."""
     output_dir = output_dir.resolve()
-    name = overrides.pop("pipeline_name", "flight_delay")
+    name = overrides.pop("pipeline_name", MODEL_NAME)
     rows = overrides.get("rows_per_month")
     data = "data-full" if rows is None else f"data-sample{rows}"
     return PipelineConfig(

@@ -49,3 +49,31 @@ def tf_transform_output(transform_output_dir):
     import tensorflow_transform as tft
 
     return tft.TFTransformOutput(str(transform_output_dir))
+
+
+@pytest.fixture(scope="session")
+def trained_model(tf_transform_output, flight_rows):
+    """A model fitted for two epochs on the transformed sample."""
+    import tensorflow as tf
+    import tf_keras
+
+    from models.model import build_model, search_space
+    from transforms import features as F
+
+    tf_keras.utils.set_random_seed(0)
+    raw = tf.io.parse_example(data.encode_examples(flight_rows), F.raw_feature_spec())
+    transformed = tf_transform_output.transform_raw_features(raw)
+    label = tf.reshape(transformed.pop(F.LABEL_KEY), [-1, 1])
+    model = build_model(search_space(), tf_transform_output)
+    model.fit(transformed, label, epochs=2, batch_size=64, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def saved_model_dir(trained_model, tf_transform_output, tmp_path_factory) -> pathlib.Path:
+    """The trained model exported as the Trainer exports it (read-only for tests)."""
+    from models import export
+
+    out = tmp_path_factory.mktemp("saved_model") / "model"
+    export.export(trained_model, tf_transform_output, str(out))
+    return out

@@ -5,26 +5,12 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
-import pytest
 import tensorflow as tf
-import tf_keras
 
 from models import export
 from models.model import OUTPUT_KEY, build_model, embedding_dim, model_inputs, search_space
 from pipeline import data
 from transforms import features as F
-
-
-@pytest.fixture(scope="module")
-def trained(tf_transform_output, flight_rows):
-    """A model fitted for two epochs on the transformed sample."""
-    tf_keras.utils.set_random_seed(0)
-    raw = tf.io.parse_example(data.encode_examples(flight_rows), F.raw_feature_spec())
-    transformed = tf_transform_output.transform_raw_features(raw)
-    label = tf.reshape(transformed.pop(F.LABEL_KEY), [-1, 1])
-    model = build_model(search_space(), tf_transform_output)
-    model.fit(transformed, label, epochs=2, batch_size=64, verbose=0)
-    return model
 
 
 def test_embedding_dim_grows_with_vocabulary_and_respects_the_cap():
@@ -64,21 +50,22 @@ def _dense_request(rows) -> dict[str, tf.Tensor]:
 
 
 def test_export_serves_raw_features_and_examples_without_the_transform_output(
-        trained, tf_transform_output, transform_output_dir, flight_rows, tmp_path):
+        trained_model, tf_transform_output, transform_output_dir, flight_rows, tmp_path):
     export_dir = str(tmp_path / "saved_model")
-    export.export(trained, tf_transform_output, export_dir)
+    export.export(trained_model, tf_transform_output, export_dir)
 
     # What the model predicts in-process on the same rows, for comparison.
     raw = tf.io.parse_example(data.encode_examples(flight_rows), F.raw_feature_spec())
     transformed = tf_transform_output.transform_raw_features(raw)
-    expected = trained({k: transformed[k] for k in trained.input_names}).numpy().ravel()
+    inputs = {k: transformed[k] for k in trained_model.input_names}
+    expected = trained_model(inputs).numpy().ravel()
 
     copied = tmp_path / "transform_graph_backup"
     shutil.copytree(transform_output_dir, copied)
     shutil.rmtree(transform_output_dir)  # hermetic: nothing but the SavedModel from here on
     try:
         loaded = tf.saved_model.load(export_dir)
-        assert set(loaded.signatures) == {"serving_default", "serving_examples",
+        assert set(loaded.signatures) == {"serving_default", "serving_examples", "classify",
                                           "transform_features"}
         by_examples = loaded.signatures["serving_examples"](
             examples=tf.constant(data.encode_examples(flight_rows)))
@@ -96,10 +83,8 @@ def test_export_serves_raw_features_and_examples_without_the_transform_output(
                                   flight_rows["plane_age"].isna().to_numpy(np.float32))
 
 
-def test_serving_signature_input_contract(trained, tf_transform_output, tmp_path):
-    export_dir = str(tmp_path / "saved_model")
-    export.export(trained, tf_transform_output, export_dir)
-    signature = tf.saved_model.load(export_dir).signatures["serving_default"]
+def test_serving_signature_input_contract(saved_model_dir):
+    signature = tf.saved_model.load(str(saved_model_dir)).signatures["serving_default"]
     inputs = signature.structured_input_signature[1]
     assert set(inputs) == {f.name for f in F.FEATURES}
     assert F.LABEL_KEY not in inputs

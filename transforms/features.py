@@ -15,6 +15,9 @@ LABEL_KEY = "delayed"
 
 DELAY_THRESHOLD_MINUTES = 15
 
+LABEL_CLASSES: tuple[str, str] = ("on_time", "delayed")
+"""Class names for label 0 and 1, as classification APIs and mobile labels.txt report them."""
+
 MISSING_CATEGORY = "__missing__"
 """What a missing categorical becomes before its vocabulary lookup (e.g. an unknown plane)."""
 
