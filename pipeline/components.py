@@ -1,12 +1,19 @@
-"""Custom pipeline pieces: a gate on ExampleValidator's anomalies and the baseline resolver."""
+"""Custom pipeline pieces: a gate on ExampleValidator's anomalies, the baseline resolver,
+load-and-query infra validation and an atomic Pusher."""
 
 # No `from __future__ import annotations` here: TFX parses the component signature at runtime.
 
+import json
 import os
 
 import tensorflow as tf
 from tfx import v1 as tfx
+from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils
+from tfx.utils import path_utils, proto_utils
+
+from serving import push, warmup
 
 ANOMALIES_FILE = "SchemaDiff.pb"  # what ExampleValidator writes per split
 
@@ -72,3 +79,83 @@ class LatestBlessedBaselineStrategy(tfx.dsl.experimental.ResolverStrategy):
                 result.update(model=[model], model_blessing=[blessings[model.id]])
                 break
         return result
+
+
+INFRA_BLESSED, INFRA_NOT_BLESSED = "INFRA_BLESSED", "INFRA_NOT_BLESSED"  # TFX's marker files
+WARMUP_EXAMPLES_SPLIT = "eval"
+
+
+def _read_examples(examples, split: str, count: int) -> list:
+    """The first `count` serialized tf.Examples of one split of an Examples artifact."""
+    pattern = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no example files match {pattern}")
+    compression = "GZIP" if files[0].endswith(".gz") else ""
+    dataset = tf.data.TFRecordDataset(files, compression_type=compression).take(count)
+    return list(dataset.as_numpy_iterator())
+
+
+@tfx.dsl.components.component
+def InfraValidator(
+    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.InfraBlessing],
+    timeout_seconds: tfx.dsl.components.Parameter[int] = 600,
+) -> None:
+    """Load-and-query check before a push, like TFX's InfraValidator without a model server.
+
+    Builds TF Serving warmup requests from real eval examples, then loads the candidate in a
+    fresh process and replays them. The blessing carries TFX's `blessed` property, a marker
+    file, the report and the warmup file the Pusher ships with the model.
+    """
+    model_dir = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
+    logs = warmup.build(_read_examples(examples, WARMUP_EXAMPLES_SPLIT, warmup.EXAMPLES_NEEDED))
+    warmup_path = os.path.join(blessing.uri, warmup.WARMUP_FILE)
+    warmup.write(warmup_path, logs)
+    report = warmup.load_and_query_in_fresh_process(model_dir, warmup_path, timeout_seconds)
+    with tf.io.gfile.GFile(os.path.join(blessing.uri, "report.json"), "w") as f:
+        json.dump(report.__dict__, f, indent=2)
+    with tf.io.gfile.GFile(os.path.join(
+            blessing.uri, INFRA_BLESSED if report.ok else INFRA_NOT_BLESSED), "w") as f:
+        f.write("\n".join(report.problems))
+    blessing.set_int_custom_property("blessed", int(report.ok))
+    blessing.set_string_custom_property("reason", "; ".join(report.problems)[:4000]
+                                        if report.problems else
+                                        f"{report.requests} requests answered")
+    blessing.set_int_custom_property("warmup_requests", len(logs))
+
+
+class AtomicPushExecutor(pusher_executor.Executor):
+    """TFX's Pusher executor with an atomic copy that also ships the warmup requests.
+
+    TFX copies files straight into the integer version directory, which a polling TF Serving
+    may pick up half-written; `serving.push` renames a complete staging directory instead.
+    """
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        pushed_model = artifact_utils.get_single_instance(output_dict["pushed_model"])
+        if not self.CheckBlessing(input_dict):  # Evaluator's and InfraValidator's blessings
+            self._MarkNotPushed(pushed_model)
+            return
+        destination = tfx.proto.PushDestination()
+        proto_utils.json_to_proto(exec_properties["push_destination"], destination)
+        infra_blessing = artifact_utils.get_single_instance(input_dict["infra_blessing"])
+        version, target = push.push(self.GetModelPath(input_dict),
+                                    destination.filesystem.base_directory,
+                                    os.path.join(infra_blessing.uri, warmup.WARMUP_FILE))
+        self._MarkPushed(pushed_model, pushed_destination=target, pushed_version=str(version))
+
+
+class AtomicPusher(tfx.components.Pusher):
+    """Pusher that requires both blessings and pushes atomically (see AtomicPushExecutor)."""
+
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(AtomicPushExecutor)
+
+    def __init__(self, model, model_blessing, infra_blessing, base_directory: str):
+        super().__init__(model=model, model_blessing=model_blessing,
+                         infra_blessing=infra_blessing,
+                         push_destination=tfx.proto.PushDestination(
+                             filesystem=tfx.proto.PushDestination.Filesystem(
+                                 base_directory=base_directory)))

@@ -8,7 +8,8 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
 from models.model import OUTPUT_KEY
-from pipeline.components import AnomaliesGate, LatestBlessedBaselineStrategy
+from pipeline.components import (AnomaliesGate, AtomicPusher, InfraValidator,
+                                 LatestBlessedBaselineStrategy)
 from pipeline.config import PipelineConfig
 from transforms import features as F
 from transforms import schema
@@ -89,12 +90,13 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         baseline_model=baseline_resolver.outputs["model"], eval_config=eval_config(config))
-    pusher = tfx.components.Pusher(
+    infra_validator = InfraValidator(model=trainer.outputs["model"],
+                                     examples=example_gen.outputs["examples"])
+    pusher = AtomicPusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=config.serving_model_dir)))
-    components += [trainer, baseline_resolver, evaluator, pusher]
+        infra_blessing=infra_validator.outputs["blessing"],
+        base_directory=config.serving_model_dir).with_id("Pusher")
+    components += [trainer, baseline_resolver, evaluator, infra_validator, pusher]
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,

@@ -145,6 +145,9 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict:
         summary["eval_metrics"], summary["validation"] = _evaluation(evaluation.uri)
         summary["blessed"] = _custom(blessing[0], "blessed") == 1
         summary["baseline_model"] = _custom(blessing[0], "baseline_model")  # URI or None
+    if infra := outputs.get("InfraValidator", {}).get("blessing"):
+        summary["infra_validation"] = {"ok": _custom(infra[0], "blessed") == 1,
+                                       "detail": _custom(infra[0], "reason")}
     if pushed := outputs.get("Pusher", {}).get("pushed_model"):
         summary["pushed"] = _custom(pushed[0], "pushed") == 1
         summary["pushed_destination"] = _custom(pushed[0], "pushed_destination")
@@ -177,10 +180,15 @@ def format_summary(summary: dict) -> str:
                                        if summary["baseline_model"]
                                        else "; no earlier blessed model to compare with"))
         lines.append(f"Blessed: {'yes' if summary['blessed'] else 'no'} ({why})")
+    if infra := summary.get("infra_validation"):
+        lines.append(f"Infra validation (load and query in a fresh process): "
+                     f"{'passed' if infra['ok'] else 'FAILED'} ({infra['detail']})")
     if summary.get("pushed"):
         lines.append(f"Pushed: {summary['pushed_destination']}")
     elif "pushed" in summary:
-        lines.append("Pushed: no (the model was not blessed)")
+        why = ("infra validation failed" if summary.get("blessed") and infra
+               and not infra["ok"] else "the model was not blessed")
+        lines.append(f"Pushed: no ({why})")
     if summary.get("error"):
         lines.append(f"Error: {summary['error']}")
     return "\n".join(lines)

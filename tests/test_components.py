@@ -1,11 +1,22 @@
-"""Custom pipeline pieces: the baseline resolver strategy and the anomaly report."""
+"""Custom pipeline pieces: the baseline resolver strategy, the anomaly report, infra
+validation and the atomic pusher (executors run directly on hand-made artifacts)."""
 
 from __future__ import annotations
 
-from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx.types import standard_artifacts
+import json
+import shutil
 
-from pipeline.components import ANOMALIES_FILE, LatestBlessedBaselineStrategy, describe_anomalies
+import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_artifacts
+
+from pipeline import data
+from pipeline.components import (ANOMALIES_FILE, INFRA_BLESSED, INFRA_NOT_BLESSED,
+                                 AtomicPushExecutor, InfraValidator,
+                                 LatestBlessedBaselineStrategy, describe_anomalies)
+from serving import warmup
 
 
 def _model(artifact_id: int):
@@ -61,3 +72,84 @@ def test_anomaly_report_names_split_feature_and_problem(tmp_path):
     lines = describe_anomalies(str(tmp_path), ["train", "eval"])
     assert lines == ["split 'eval', feature 'distance': Column dropped: The feature was "
                      "present in fewer examples than expected."]
+
+
+def _artifact(kind, uri, **int_properties):
+    artifact = kind()
+    artifact.uri = str(uri)
+    for name, value in int_properties.items():
+        artifact.set_int_custom_property(name, value)
+    return artifact
+
+
+def _examples_artifact(root, records):
+    split = root / "Split-eval"
+    split.mkdir(parents=True)
+    with tf.io.TFRecordWriter(str(split / "data_tfrecord-00000-of-00001.gz"),
+                              options="GZIP") as writer:
+        for record in records:
+            writer.write(record)
+    examples = _artifact(standard_artifacts.Examples, root)
+    examples.split_names = artifact_utils.encode_split_names(["eval"])
+    return examples
+
+
+def _infra_validate(model_dir, examples, out):
+    out.mkdir()
+    blessing = _artifact(standard_artifacts.InfraBlessing, out)
+    model = _artifact(standard_artifacts.Model, model_dir.parent)
+    InfraValidator.EXECUTOR_SPEC.executor_class().Do(
+        {"model": [model], "examples": [examples]}, {"blessing": [blessing]},
+        {"timeout_seconds": 300})
+    return model, blessing
+
+
+def _push(model, blessing, infra_blessing, base, out):
+    out.mkdir()
+    pushed = _artifact(standard_artifacts.PushedModel, out)
+    destination = pusher_pb2.PushDestination(
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(base)))
+    AtomicPushExecutor().Do(
+        {"model": [model], "model_blessing": [blessing], "infra_blessing": [infra_blessing]},
+        {"pushed_model": [pushed]},
+        {"push_destination": json_format.MessageToJson(destination)})
+    return pushed
+
+
+def test_infra_validation_blocks_a_broken_model_and_nothing_is_pushed(
+        saved_model_dir, flight_rows, tmp_path):
+    examples = _examples_artifact(tmp_path / "examples", data.encode_examples(flight_rows[:80]))
+    model_dir = tmp_path / "model" / "Format-Serving"
+    shutil.copytree(saved_model_dir, model_dir)
+    for name in (model_dir / "variables").iterdir():
+        name.write_bytes(b"not a checkpoint")  # loads no more, as a corrupt upload would
+
+    model, infra = _infra_validate(model_dir, examples, tmp_path / "infra")
+    assert infra.get_int_custom_property("blessed") == 0
+    assert "loading failed" in infra.get_string_custom_property("reason")
+    assert (tmp_path / "infra" / INFRA_NOT_BLESSED).exists()
+    assert json.loads((tmp_path / "infra" / "report.json").read_text())["ok"] is False
+
+    evaluator_blessing = _artifact(standard_artifacts.ModelBlessing, tmp_path, blessed=1)
+    pushed = _push(model, evaluator_blessing, infra, tmp_path / "serving", tmp_path / "pushed")
+    assert pushed.get_int_custom_property("pushed") == 0
+    assert not (tmp_path / "serving").exists()
+
+
+def test_infra_validated_model_is_pushed_with_its_warmup_requests(saved_model_dir, flight_rows,
+                                                                  tmp_path):
+    examples = _examples_artifact(tmp_path / "examples", data.encode_examples(flight_rows[:80]))
+    model_dir = tmp_path / "model" / "Format-Serving"
+    shutil.copytree(saved_model_dir, model_dir)
+    model, infra = _infra_validate(model_dir, examples, tmp_path / "infra")
+    assert infra.get_int_custom_property("blessed") == 1, infra.get_string_custom_property(
+        "reason")
+    assert (tmp_path / "infra" / INFRA_BLESSED).exists()
+
+    evaluator_blessing = _artifact(standard_artifacts.ModelBlessing, tmp_path, blessed=1)
+    pushed = _push(model, evaluator_blessing, infra, tmp_path / "serving", tmp_path / "pushed")
+    version = pushed.get_string_custom_property("pushed_version")
+    assert pushed.get_int_custom_property("pushed") == 1
+    assert [p.name for p in (tmp_path / "serving").iterdir()] == [version]
+    assert ((tmp_path / "serving" / version / "assets.extra" / warmup.WARMUP_FILE).read_bytes()
+            == (tmp_path / "infra" / warmup.WARMUP_FILE).read_bytes())

@@ -18,12 +18,13 @@ from models.model import OUTPUT_KEY
 from models.training import TrainingConfig
 from pipeline import local
 from pipeline.config import local_config
+from serving import contract, warmup
 from transforms import features as F
 
 ROWS_PER_MONTH = 250
 COMPONENTS = {"ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
               "AnomaliesGate", "Transform", "Tuner", "Trainer",
-              "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+              "latest_blessed_model_resolver", "Evaluator", "InfraValidator", "Pusher"}
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,9 @@ def test_summary_reports_rows_metrics_blessing_and_push(first_run, config):
     assert {"month=11", "month=12", "origin=EWR", "origin=JFK", "origin=LGA"} <= slices
     assert any(s.startswith("carrier=") for s in slices)
     assert first_run["blessed"] is True and first_run["validation"]["ok"] is True
+    assert first_run["infra_validation"]["ok"] is True
+    assert first_run["infra_validation"]["detail"] == (
+        f"{len(warmup.PREDICT_BATCHES) + len(warmup.CLASSIFY_BATCHES)} requests answered")
     assert first_run["pushed"] is True
     assert first_run["pushed_destination"] == str(
         pathlib.Path(config.serving_model_dir) / first_run["pushed_version"])
@@ -84,6 +88,8 @@ def test_pushed_model_uses_the_tf_serving_layout_and_answers_both_signatures(fir
     assert version.isdigit() and version == first_run["pushed_version"]
     model_dir = pathlib.Path(config.serving_model_dir) / version
     assert (model_dir / "saved_model.pb").exists() and (model_dir / "variables").is_dir()
+    assert [p.name for p in model_dir.parent.iterdir()] == [version]  # no staging left behind
+    assert contract.check(str(model_dir)) == []
 
     eval_file = pathlib.Path(config.data_root) / "eval" / "2013-12.tfrecord"
     records = [r.numpy() for r in tf.data.TFRecordDataset(str(eval_file)).take(5)]
@@ -101,6 +107,13 @@ def test_pushed_model_uses_the_tf_serving_layout_and_answers_both_signatures(fir
     by_raw = model.signatures["serving_default"](**request)
     assert by_raw[OUTPUT_KEY].shape == (5,)
     tf.debugging.assert_near(by_raw[OUTPUT_KEY], by_examples[OUTPUT_KEY], atol=1e-5)
+
+    # TF Serving replays these at load: real eval rows, both Predict and Classify requests.
+    logs = warmup.read(str(model_dir / "assets.extra" / "tf_serving_warmup_requests"))
+    assert [log.WhichOneof("log_type") for log in logs] == (
+        ["predict_log"] * len(warmup.PREDICT_BATCHES)
+        + ["classify_log"] * len(warmup.CLASSIFY_BATCHES))
+    assert warmup.replay(model, logs) == []
 
 
 def test_unchanged_rerun_is_fully_cached_and_pushes_nothing_new(first_run, config, workspace):
