@@ -3,7 +3,8 @@
     python3 scripts/dev.py run [local_runner.py options]   # the pipeline on the bundled data
     python3 scripts/dev.py test [pytest options]           # the test suite
     python3 scripts/dev.py benchmark [options]             # timings of the full pipeline
-    python3 scripts/dev.py lock                            # re-resolve requirements/lock.txt
+    python3 scripts/dev.py benchmark-serving [options]     # serving latency and throughput
+    python3 scripts/dev.py lock                            # re-resolve the locks
 
 Needs only Python 3.11 and pip. The virtual environment (.venv) is (re)built when the lock or
 setup.py changes and reused otherwise. Installing from the complete lock with --no-deps skips
@@ -62,18 +63,24 @@ def ensure_environment() -> None:
 
 
 def lock() -> None:
-    """Re-resolves requirements.in for Python 3.11 with uv (pip's resolver takes too long)."""
+    """Re-resolves requirements.in for Python 3.11 and image.in for the pipeline image, with
+    uv (pip's resolver takes too long)."""
     tools = ROOT / ".venv-tools"
     if not (tools / "bin" / "uv").exists():
         venv.EnvBuilder(with_pip=True, clear=True).create(tools)
         _run(tools / "bin" / "python", "-m", "pip", "install", f"uv=={UV_VERSION}")
     _run(tools / "bin" / "uv", "pip", "compile", SOURCES, "--python-version", "3.11",
          "--python-platform", "x86_64-manylinux_2_36", "--no-header", "-o", LOCK)
+    # The pipeline image: Python 3.10 of the official TFX image, an older glibc to be safe.
+    _run(tools / "bin" / "uv", "pip", "compile", REQUIREMENTS / "image.in", "--python-version",
+         "3.10", "--python-platform", "x86_64-manylinux_2_31", "--no-header", "-o",
+         REQUIREMENTS / "image-lock.txt")
 
 
 def main(argv: list[str]) -> int:
     commands = {"run": ["local_runner.py"], "test": ["-m", "pytest"],
-                "benchmark": ["scripts/benchmark.py"]}
+                "benchmark": ["scripts/benchmark.py"],
+                "benchmark-serving": ["scripts/benchmark_serving.py"]}
     if not argv or argv[0] not in (*commands, "lock", "setup"):
         print(__doc__)
         return 2
