@@ -15,5 +15,5 @@ setup(
     packages=find_packages(include=["pipeline*", "models*", "transforms*", "serving*",
                                     "mobile*"]),
     package_data={"transforms": ["schema/*.pbtxt"]},
-    py_modules=["local_runner"],
+    py_modules=["local_runner", "kubeflow_runner"],
 )

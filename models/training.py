@@ -23,6 +23,11 @@ from transforms import features as F
 
 OBJECTIVE = f"val_{AUC_METRIC}"
 _LOAD_BATCH = 65_536
+DISTRIBUTIONS = {
+    "none": tf.distribute.get_strategy,  # the default strategy: one device, no wrapping
+    "mirrored": tf.distribute.MirroredStrategy,
+    "multi_worker_mirrored": tf.distribute.MultiWorkerMirroredStrategy,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,10 +40,23 @@ class TrainingConfig:
     tuner_trials: int = 4
     tuner_epochs: int = 2
     seed: int = 0
+    # "none", "mirrored" (all devices of one machine) or "multi_worker_mirrored" (Vertex
+    # replicas); the model code is the same, it is built under the strategy's scope.
+    distribution: str = "none"
+
+    def __post_init__(self):
+        if self.distribution not in DISTRIBUTIONS:
+            raise ValueError(f"distribution must be one of {sorted(DISTRIBUTIONS)}, got "
+                             f"{self.distribution!r}")
 
     @classmethod
     def from_custom_config(cls, custom_config: dict | None) -> "TrainingConfig":
-        return cls(**(custom_config or {}))
+        """Our keys of `custom_config`; others (e.g. Vertex job settings) are TFX's."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in (custom_config or {}).items() if k in names})
+
+    def strategy(self) -> tf.distribute.Strategy:
+        return DISTRIBUTIONS[self.distribution]()
 
 
 def _load(fn_args, files: list[str], tf_transform_output: tft.TFTransformOutput
@@ -101,12 +119,15 @@ class _Tuner(keras_tuner.Tuner):
     fits the model itself and reports the best validation AUC.
     """
 
-    def __init__(self, tf_transform_output: tft.TFTransformOutput, **kwargs):
+    def __init__(self, tf_transform_output: tft.TFTransformOutput,
+                 strategy: tf.distribute.Strategy, **kwargs):
         super().__init__(**kwargs)
         self._tf_transform_output = tf_transform_output
+        self._strategy = strategy
 
     def run_trial(self, trial, x, validation_data, epochs, callbacks=()):
-        model = build_model(trial.hyperparameters, self._tf_transform_output)
+        with self._strategy.scope():
+            model = build_model(trial.hyperparameters, self._tf_transform_output)
         history = model.fit(x, validation_data=validation_data, epochs=epochs,
                             callbacks=list(callbacks), verbose=2)
         return {OBJECTIVE: max(history.history[OBJECTIVE])}
@@ -119,7 +140,7 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
         objective=keras_tuner.Objective(OBJECTIVE, "max"), max_trials=config.tuner_trials,
         hyperparameters=search_space(), allow_new_entries=False, tune_new_entries=False,
         seed=config.seed)
-    tuner = _Tuner(tf_transform_output, oracle=oracle, directory=fn_args.working_dir,
+    tuner = _Tuner(tf_transform_output, config.strategy(), oracle=oracle, directory=fn_args.working_dir,
                    project_name="flight_delay_tuning", overwrite=True)
     train, validation = _train_and_eval(fn_args, tf_transform_output, config)
     return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={
@@ -138,7 +159,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
           if fn_args.hyperparameters else search_space())
     logging.info("Training with hyperparameters %s", hp.values)
 
-    model = build_model(hp, tf_transform_output)
+    with config.strategy().scope():
+        model = build_model(hp, tf_transform_output)
     train, validation = _train_and_eval(fn_args, tf_transform_output, config)
     model.fit(train, validation_data=validation, epochs=config.max_epochs, verbose=2,
               callbacks=[_early_stopping(config),

@@ -3,13 +3,44 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import pathlib
+from typing import Mapping
 
 from models.model import MODEL_NAME
 from models.training import TrainingConfig
 
 TRAIN_MONTHS = tuple(range(1, 11))
 EVAL_MONTHS = (11, 12)
+
+
+class Baseline(enum.Enum):
+    """Which earlier model the Evaluator compares a candidate with."""
+
+    # The newest blessed model other than the candidate: an unchanged re-run stays cached.
+    EXCLUDE_CANDIDATE = "exclude_candidate"
+    # TFX's LatestBlessedModelStrategy, the only model resolver KFP v2 / Vertex compiles.
+    LATEST_BLESSED = "latest_blessed"
+
+
+@dataclasses.dataclass(frozen=True)
+class VertexTraining:
+    """Run Tuner and Trainer as Vertex AI custom jobs (tfx.extensions.google_cloud_ai_platform)."""
+
+    project: str
+    region: str
+    image: str  # the pipeline image: it holds run_fn / tuner_fn
+    machine_type: str = "n1-standard-8"
+    replica_count: int = 1  # > 1 with distribution "multi_worker_mirrored"
+    parallel_tuning_trials: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """CPU and memory limits of one component's container (KFP v2 / Vertex)."""
+
+    cpu: float
+    memory_gib: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +61,10 @@ class PipelineConfig:
     max_auc_drop: float = 0.01  # change threshold against the latest blessed model
     enable_cache: bool = True
     beam_pipeline_args: tuple[str, ...] = ()  # set by the runner; () = Beam's defaults
+    schema_file: str | None = None  # None: the curated schema shipped in the package
+    baseline: Baseline = Baseline.EXCLUDE_CANDIDATE
+    vertex_training: VertexTraining | None = None
+    resources: Mapping[str, Resources] = dataclasses.field(default_factory=dict)  # by node id
 
     def __post_init__(self):
         if self.rows_per_month is not None and self.rows_per_month < 1:

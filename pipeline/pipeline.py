@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Mapping
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.extensions.google_cloud_ai_platform.tuner.executor import (
+    REMOTE_TRIALS_WORKING_DIR_KEY, TUNING_ARGS_KEY)
 
 from models.model import OUTPUT_KEY
 from pipeline.components import (AnomaliesGate, AtomicPusher, InfraValidator,
                                  LatestBlessedBaselineStrategy)
-from pipeline.config import PipelineConfig
+from pipeline.config import Baseline, PipelineConfig, Resources, VertexTraining
 from transforms import features as F
 from transforms import schema
 
@@ -46,6 +49,34 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
         ])])
 
 
+def _vertex_config(vertex: VertexTraining, job_key: str) -> dict:
+    """custom_config keys that make TFX's Vertex Tuner/Trainer run our image as a CustomJob."""
+    job = {"project": vertex.project, "worker_pool_specs": [{
+        "machine_spec": {"machine_type": vertex.machine_type},
+        "replica_count": 1,
+        "container_spec": {"image_uri": vertex.image}}]}
+    if vertex.replica_count > 1:  # chief plus workers, for MultiWorkerMirroredStrategy
+        job["worker_pool_specs"].append({**job["worker_pool_specs"][0],
+                                         "replica_count": vertex.replica_count - 1})
+    return {tfx.extensions.google_cloud_ai_platform.ENABLE_VERTEX_KEY: True,
+            tfx.extensions.google_cloud_ai_platform.VERTEX_REGION_KEY: vertex.region,
+            job_key: job}
+
+
+def _set_resources(components, resources: Mapping[str, Resources]) -> None:
+    """CPU/memory limits per node id, as KFP v2 / Vertex reads them (platform_config)."""
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    by_id = {c.id: c for c in components}
+    unknown = sorted(set(resources) - set(by_id))
+    if unknown:
+        raise ValueError(f"resources for unknown components {unknown}; components are "
+                         f"{sorted(by_id)}")
+    spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
+    for node_id, r in resources.items():
+        by_id[node_id].with_platform_config(spec(cpu_limit=r.cpu, memory_limit=r.memory_gib))
+
+
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     example_gen = tfx.components.ImportExampleGen(
         input_base=config.data_root,
@@ -54,7 +85,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
             tfx.proto.Input.Split(name="eval", pattern="eval/*.tfrecord"),
         ]))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=str(schema.SCHEMA_FILE))
+    schema_gen = tfx.components.ImportSchemaGen(
+        schema_file=config.schema_file or str(schema.SCHEMA_FILE))
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
@@ -69,24 +101,44 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=dataclasses.asdict(config.training))
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]))
+    custom_config = dataclasses.asdict(config.training)
     components = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate,
                   transform]
     hyperparameters = None
+    vertex = config.vertex_training
     if config.tune:
-        tuner = tfx.components.Tuner(tuner_fn=TUNER_FN, **training_args)
+        if vertex:
+            tuner = tfx.extensions.google_cloud_ai_platform.Tuner(
+                tuner_fn=TUNER_FN, **training_args,
+                tune_args=tfx.proto.TuneArgs(num_parallel_trials=vertex.parallel_tuning_trials),
+                custom_config={**custom_config, **_vertex_config(vertex, TUNING_ARGS_KEY),
+                               REMOTE_TRIALS_WORKING_DIR_KEY:
+                                   f"{config.pipeline_root.rstrip('/')}/tuner_trials"})
+        else:
+            tuner = tfx.components.Tuner(tuner_fn=TUNER_FN, custom_config=custom_config,
+                                         **training_args)
         components.append(tuner)
         hyperparameters = tuner.outputs["best_hyperparameters"]
-    trainer = tfx.components.Trainer(run_fn=RUN_FN, hyperparameters=hyperparameters,
-                                     **training_args)
+    if vertex:
+        trainer = tfx.extensions.google_cloud_ai_platform.Trainer(
+            run_fn=RUN_FN, hyperparameters=hyperparameters, **training_args,
+            custom_config={**custom_config, **_vertex_config(
+                vertex, tfx.extensions.google_cloud_ai_platform.TRAINING_ARGS_KEY)})
+    else:
+        trainer = tfx.components.Trainer(run_fn=RUN_FN, hyperparameters=hyperparameters,
+                                         custom_config=custom_config, **training_args)
 
-    baseline_resolver = tfx.dsl.Resolver(
-        strategy_class=LatestBlessedBaselineStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-        candidate=trainer.outputs["model"],
-    ).with_id("latest_blessed_model_resolver")
+    models = dict(model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+                  model_blessing=tfx.dsl.Channel(
+                      type=tfx.types.standard_artifacts.ModelBlessing))
+    if config.baseline is Baseline.LATEST_BLESSED:
+        baseline_resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **models)
+    else:
+        baseline_resolver = tfx.dsl.Resolver(strategy_class=LatestBlessedBaselineStrategy,
+                                             candidate=trainer.outputs["model"], **models)
+    baseline_resolver = baseline_resolver.with_id("latest_blessed_model_resolver")
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         baseline_model=baseline_resolver.outputs["model"], eval_config=eval_config(config))
@@ -97,6 +149,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         infra_blessing=infra_validator.outputs["blessing"],
         base_directory=config.serving_model_dir).with_id("Pusher")
     components += [trainer, baseline_resolver, evaluator, infra_validator, pusher]
+    if config.resources:
+        _set_resources(components, config.resources)
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from models import export
 from models.model import OUTPUT_KEY, build_model, embedding_dim, model_inputs, search_space
+from models.training import TrainingConfig
 from pipeline import data
 from transforms import features as F
 
@@ -92,3 +94,17 @@ def test_serving_signature_input_contract(saved_model_dir):
     assert inputs["sched_dep_time"].dtype == tf.int64
     assert all(spec.shape.as_list() == [None] for spec in inputs.values())
     assert list(signature.structured_outputs) == [OUTPUT_KEY]
+
+
+def test_training_config_ignores_tfx_keys_and_builds_the_model_under_its_strategy(
+        tf_transform_output):
+    config = TrainingConfig.from_custom_config(
+        {"max_epochs": 3, "distribution": "mirrored", "ai_platform_enable_vertex": True})
+    assert config.max_epochs == 3 and config.distribution == "mirrored"
+    strategy = config.strategy()
+    assert isinstance(strategy, tf.distribute.MirroredStrategy)
+    with strategy.scope():
+        model = build_model(search_space(), tf_transform_output)
+    assert all(isinstance(v, tf.distribute.DistributedValues) for v in model.weights)
+    with pytest.raises(ValueError, match="distribution must be one of"):
+        TrainingConfig(distribution="tpu")
