@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping
 import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
-                                     get_model_status_pb2, model_pb2, model_service_pb2_grpc,
+                                     get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
 from models.export import CLASSIFY_SIGNATURE

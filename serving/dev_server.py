@@ -335,7 +335,7 @@ def _rest_predict_inputs(body: dict, sig) -> tuple[dict[str, np.ndarray], bool]:
                 raise _invalid(f"Failed to process element: {index} of 'instances' list. "
                                f"Unknown inputs {extra}")
         return {key: _json_values(key, values, sig.inputs[key].dtype,
-                                  f"Failed to process 'instances' list,")
+                                  "Failed to process 'instances' list,")
                 for key, values in columns.items()}, True
     inputs = body["inputs"]
     if not isinstance(inputs, dict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from typing import Callable
 
 import tensorflow as tf
 
@@ -35,25 +36,39 @@ def _copy_tree(source: str, target: str) -> None:
         tf.io.gfile.copy(os.path.join(source, name), os.path.join(target, name))
 
 
-def push(model_dir: str, base_dir: str, warmup_file: str | None = None) -> tuple[int, str]:
-    """Copies a SavedModel (plus TF Serving warmup requests) as a new version; returns the
-    version and its directory. The version is the Unix time, or one more than the newest
-    existing version if that is later, so versions only grow."""
-    if not tf.io.gfile.exists(os.path.join(model_dir, "saved_model.pb")):
-        raise FileNotFoundError(f"{model_dir}: no saved_model.pb to push")
+def publish(base_dir: str, fill: Callable[[str], None], version: int | None = None
+            ) -> tuple[int, str]:
+    """Creates `<base_dir>/<version>` atomically: `fill(staging_dir)` writes the content under
+    a dot-name, which is then renamed into place. Without a version, the Unix time or one more
+    than the newest existing version, if that is later, so versions only grow."""
     tf.io.gfile.makedirs(base_dir)
-    version = max([int(time.time()), *(v + 1 for v in versions(base_dir))])
-    staging = os.path.join(base_dir, f".pushing-{version}-{uuid.uuid4().hex[:8]}")
+    if version is None:
+        version = max([int(time.time()), *(v + 1 for v in versions(base_dir))])
     target = os.path.join(base_dir, str(version))
+    if tf.io.gfile.exists(target):
+        raise FileExistsError(f"{target} already exists; versions are never overwritten")
+    staging = os.path.join(base_dir, f".publishing-{version}-{uuid.uuid4().hex[:8]}")
     try:
-        _copy_tree(model_dir, staging)
-        if warmup_file:
-            tf.io.gfile.makedirs(os.path.join(staging, WARMUP_DIR))
-            tf.io.gfile.copy(warmup_file, os.path.join(staging, WARMUP_DIR, WARMUP_FILE),
-                             overwrite=True)
+        tf.io.gfile.makedirs(staging)
+        fill(staging)
         tf.io.gfile.rename(staging, target)
     except BaseException:
         if tf.io.gfile.exists(staging):
             tf.io.gfile.rmtree(staging)
         raise
     return version, target
+
+
+def push(model_dir: str, base_dir: str, warmup_file: str | None = None) -> tuple[int, str]:
+    """Copies a SavedModel (plus TF Serving warmup requests) as a new version; returns the
+    version and its directory."""
+    if not tf.io.gfile.exists(os.path.join(model_dir, "saved_model.pb")):
+        raise FileNotFoundError(f"{model_dir}: no saved_model.pb to push")
+
+    def fill(staging: str) -> None:
+        _copy_tree(model_dir, staging)
+        if warmup_file:
+            tf.io.gfile.makedirs(os.path.join(staging, WARMUP_DIR))
+            tf.io.gfile.copy(warmup_file, os.path.join(staging, WARMUP_DIR, WARMUP_FILE))
+
+    return publish(base_dir, fill)
