@@ -16,8 +16,9 @@ COPY setup.py local_runner.py kubeflow_runner.py ./
 COPY transforms/ transforms/
 COPY models/ models/
 COPY serving/ serving/
+COPY mobile/ mobile/
 COPY pipeline/ pipeline/
 RUN python -m pip install --no-cache-dir --no-deps . \
- && python -c "import pipeline.pipeline, serving.warmup, models.training"
+ && python -c "import pipeline.pipeline, serving.warmup, mobile.convert, tflite_runtime"
 
 # TFX's KFP v2 launcher is the command of every step; no ENTRYPOINT of our own.

@@ -38,9 +38,10 @@ REMOTE_SCHEMES = ("gs://", "s3://", "hdfs://")
 RESOURCES = {
     "direct": {"StatisticsGen": Resources(4, 16), "Transform": Resources(8, 32),
                "Evaluator": Resources(8, 32), "Tuner": Resources(8, 32),
-               "Trainer": Resources(8, 32), "InfraValidator": Resources(2, 8)},
+               "Trainer": Resources(8, 32), "InfraValidator": Resources(2, 8),
+               "MobileExport": Resources(4, 16)},
     "remote": {"Tuner": Resources(8, 32), "Trainer": Resources(8, 32),
-               "InfraValidator": Resources(2, 8)},
+               "InfraValidator": Resources(2, 8), "MobileExport": Resources(4, 16)},
 }
 
 
@@ -52,6 +53,7 @@ class ProductionSettings:
     pipeline_root: str
     data_root: str
     serving_model_dir: str
+    mobile_model_dir: str
     project: str | None = None
     region: str | None = None
     service_account: str | None = None
@@ -90,7 +92,8 @@ def problems(s: ProductionSettings, submit: bool) -> list[str]:
 
     need(s.image, "image", "the pipeline image every step runs in")
     for value, flag in ((s.pipeline_root, "pipeline-root"), (s.data_root, "data-root"),
-                        (s.serving_model_dir, "serving-model-dir")):
+                        (s.serving_model_dir, "serving-model-dir"),
+                        (s.mobile_model_dir, "mobile-model-dir")):
         need(value, flag, "a bucket URI (or set --bucket-root)")
         if value and not value.startswith(REMOTE_SCHEMES):
             found.append(f"--{flag} must be a bucket URI ({', '.join(REMOTE_SCHEMES)}), got "
@@ -141,7 +144,8 @@ def pipeline_config(s: ProductionSettings) -> PipelineConfig:
               if s.vertex_training else None)
     return PipelineConfig(
         pipeline_name=PIPELINE_NAME, pipeline_root=s.pipeline_root, data_root=s.data_root,
-        serving_model_dir=s.serving_model_dir, metadata_path=None, tune=s.tune,
+        serving_model_dir=s.serving_model_dir, mobile_model_dir=s.mobile_model_dir,
+        metadata_path=None, tune=s.tune,
         training=TrainingConfig(distribution=s.distribution), enable_cache=s.enable_cache,
         beam_pipeline_args=beam_args(s), schema_file=IMAGE_SCHEMA_FILE,
         baseline=Baseline.LATEST_BLESSED, vertex_training=vertex,
@@ -206,6 +210,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--data-root", help="prepared spans {train,eval}/*.tfrecord (default <bucket-root>/data)")
     add("--serving-model-dir", help="Pusher's destination, polled by TF Serving "
                                     "(default <bucket-root>/serving_model/flight_delay)")
+    add("--mobile-model-dir", help="where TFLite variants are published for mobile builds "
+                                   "(default <bucket-root>/mobile/flight_delay)")
     add("--image", help="the pipeline image (see Dockerfile)")
     add("--project", help="GCP project (Vertex, Dataflow)")
     add("--region", help="GCP region (Vertex, Dataflow)")
@@ -257,6 +263,7 @@ def settings_from(argv: Sequence[str], environ: dict[str, str]
         args["data_root"] = args["data_root"] or f"{root}/data"
         args["serving_model_dir"] = (args["serving_model_dir"]
                                      or f"{root}/serving_model/{MODEL_NAME}")
+        args["mobile_model_dir"] = args["mobile_model_dir"] or f"{root}/mobile/{MODEL_NAME}"
     settings = ProductionSettings(**args)
     found = problems(settings, submit)
     if found:

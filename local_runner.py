@@ -44,6 +44,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="tuning budget (default 4 trials of 2 epochs)")
     parser.add_argument("--min-eval-auc", type=_fraction, default=None,
                         help="AUC floor for blessing (default 0.70)")
+    parser.add_argument("--mobile-auc-tolerance", type=_fraction, default=None,
+                        help="largest eval AUC loss a quantized TFLite variant may show and "
+                             "still be published (default 0.005)")
     parser.add_argument("--no-cache", action="store_true", help="re-execute every component")
     parser.add_argument("--verbose", action="store_true", help="show the libraries' INFO logs")
     return parser.parse_args(argv)
@@ -64,6 +67,7 @@ def main(argv: list[str]) -> int:
     from pipeline import local, summary
     from pipeline.config import local_config
     from pipeline.data import DataError
+    from mobile.convert import MobileConfig
     from models.training import TrainingConfig
 
     training = TrainingConfig()
@@ -75,6 +79,8 @@ def main(argv: list[str]) -> int:
                  "rows_per_month": args.rows_per_month, "beam_pipeline_args": BEAM_ARGS}
     if args.min_eval_auc is not None:
         overrides["min_eval_auc"] = args.min_eval_auc
+    if args.mobile_auc_tolerance is not None:
+        overrides["mobile"] = MobileConfig(auc_tolerance=args.mobile_auc_tolerance)
     config = local_config(args.output_dir, **overrides)
 
     try:

@@ -7,12 +7,14 @@ import json
 import os
 
 import tensorflow as tf
+import tensorflow_transform as tft
 from tfx import v1 as tfx
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.components.base import executor_spec
-from tfx.types import artifact_utils
+from tfx.types import artifact, artifact_utils
 from tfx.utils import path_utils, proto_utils
 
+from mobile import convert
 from serving import push, warmup
 
 ANOMALIES_FILE = "SchemaDiff.pb"  # what ExampleValidator writes per split
@@ -83,17 +85,21 @@ class LatestBlessedBaselineStrategy(tfx.dsl.experimental.ResolverStrategy):
 
 INFRA_BLESSED, INFRA_NOT_BLESSED = "INFRA_BLESSED", "INFRA_NOT_BLESSED"  # TFX's marker files
 WARMUP_EXAMPLES_SPLIT = "eval"
+_SHUFFLE_BUFFER = 400_000  # more than a year of flights
 
 
-def _read_examples(examples, split: str, count: int) -> list:
-    """The first `count` serialized tf.Examples of one split of an Examples artifact."""
+def _read_examples(examples, split: str, count: int, shuffle: bool = False) -> list:
+    """`count` serialized tf.Examples of one split of an Examples artifact: the first ones,
+    or (shuffle) a reproducible sample from across the split."""
     pattern = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"no example files match {pattern}")
     compression = "GZIP" if files[0].endswith(".gz") else ""
-    dataset = tf.data.TFRecordDataset(files, compression_type=compression).take(count)
-    return list(dataset.as_numpy_iterator())
+    dataset = tf.data.TFRecordDataset(files, compression_type=compression)
+    if shuffle:  # spans are written in month order; a buffer this size mixes the months
+        dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=0, reshuffle_each_iteration=False)
+    return list(dataset.take(count).as_numpy_iterator())
 
 
 @tfx.dsl.components.component
@@ -159,3 +165,60 @@ class AtomicPusher(tfx.components.Pusher):
                          push_destination=tfx.proto.PushDestination(
                              filesystem=tfx.proto.PushDestination.Filesystem(
                                  base_directory=base_directory)))
+
+
+class MobileModels(artifact.Artifact):
+    """TFLite variants of one model with their metrics and contract (MobileExport's output)."""
+
+    TYPE_NAME = "flight_delay.MobileModels"  # KFP v2 wants custom types as <namespace>.<Title>
+
+
+@tfx.dsl.components.component
+def MobileExport(
+    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
+    transform_graph: tfx.dsl.components.InputArtifact[
+        tfx.types.standard_artifacts.TransformGraph],
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    model_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
+    pushed_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.PushedModel],
+    mobile_models: tfx.dsl.components.OutputArtifact[MobileModels],
+    mobile_model_dir: tfx.dsl.components.Parameter[str],
+    data_span: tfx.dsl.components.Parameter[str],
+    config_json: tfx.dsl.components.Parameter[str],
+) -> None:
+    """TFLite variants of a blessed, pushed model, published under the serving version.
+
+    Every variant is converted and measured into `mobile_models` (kept for audit, linked to
+    the model in ML Metadata); only those that pass their gate are published. An unblessed or
+    unpushed model gets nothing converted.
+    """
+    config = convert.MobileConfig(**json.loads(config_json))
+    if model_blessing.get_int_custom_property("blessed") != 1:
+        reason = "the model was not blessed"
+    elif pushed_model.get_int_custom_property("pushed") != 1:
+        reason = "the model was not pushed for serving"
+    else:
+        reason = ""
+    if reason:
+        mobile_models.set_int_custom_property("published", 0)
+        mobile_models.set_string_custom_property("reason", reason)
+        return
+    version = int(pushed_model.get_string_custom_property("pushed_version"))
+    eval_examples = _read_examples(examples, "eval", config.eval_rows)
+    representative = _read_examples(examples, "train", config.representative_rows,
+                                    shuffle=True)
+    results, baseline = convert.build_variants(
+        path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model)),
+        transform_graph.uri, eval_examples, representative, mobile_models.uri, config)
+    contract = convert.contract(tft.TFTransformOutput(transform_graph.uri), version, data_span)
+    for name, doc in (("metrics.json", convert.metrics(results, baseline)),
+                      ("contract.json", contract)):
+        with tf.io.gfile.GFile(os.path.join(mobile_models.uri, name), "w") as f:
+            json.dump(doc, f, indent=2)
+    destination = convert.publish(results, mobile_models.uri, mobile_model_dir, version,
+                                  contract, baseline)
+    mobile_models.set_int_custom_property("published", int(destination is not None))
+    mobile_models.set_int_custom_property("version", version)
+    mobile_models.set_string_custom_property("destination", destination or "")
+    mobile_models.set_string_custom_property(
+        "reason", "" if destination else "no variant passed its gate")

@@ -7,6 +7,8 @@ import enum
 import pathlib
 from typing import Mapping
 
+from mobile.convert import MobileConfig
+from pipeline.data import DATA_YEAR
 from models.model import MODEL_NAME
 from models.training import TrainingConfig
 
@@ -37,7 +39,7 @@ class VertexTraining:
 
 @dataclasses.dataclass(frozen=True)
 class Resources:
-    """CPU and memory limits of one component's container (KFP v2 / Vertex)."""
+    """CPU and memory of one component's container, requested and limited (KFP v2 / Vertex)."""
 
     cpu: float
     memory_gib: float
@@ -51,6 +53,10 @@ class PipelineConfig:
     pipeline_root: str
     data_root: str  # prepared spans: <data_root>/{train,eval}/2013-MM.tfrecord
     serving_model_dir: str  # Pusher writes <serving_model_dir>/<integer version>/
+    # MobileExport publishes TFLite variants as <mobile_model_dir>/<the same version>/;
+    # None leaves the mobile step out.
+    mobile_model_dir: str | None = None
+    mobile: MobileConfig = MobileConfig()
     metadata_path: str | None = None  # SQLite ML Metadata; None where the orchestrator has one
     train_months: tuple[int, ...] = TRAIN_MONTHS
     eval_months: tuple[int, ...] = EVAL_MONTHS
@@ -65,6 +71,13 @@ class PipelineConfig:
     baseline: Baseline = Baseline.EXCLUDE_CANDIDATE
     vertex_training: VertexTraining | None = None
     resources: Mapping[str, Resources] = dataclasses.field(default_factory=dict)  # by node id
+
+    @property
+    def data_span(self) -> str:
+        """The months a model learns from and is judged on, as the mobile contract states it."""
+        def span(months: tuple[int, ...]) -> str:
+            return f"{DATA_YEAR}-{min(months):02d}..{DATA_YEAR}-{max(months):02d}"
+        return f"trained on {span(self.train_months)}, evaluated on {span(self.eval_months)}"
 
     def __post_init__(self):
         if self.rows_per_month is not None and self.rows_per_month < 1:
@@ -86,6 +99,7 @@ def local_config(output_dir: pathlib.Path, **overrides) -> PipelineConfig:
         pipeline_root=str(output_dir / "pipeline_root" / name),
         data_root=str(output_dir / data),
         serving_model_dir=str(output_dir / "serving_model" / name),
+        mobile_model_dir=str(output_dir / "mobile" / name),
         metadata_path=str(output_dir / "metadata" / f"{name}.sqlite"),
         **overrides,
     )

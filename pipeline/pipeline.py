@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Mapping
 
 import tensorflow_model_analysis as tfma
@@ -12,7 +13,7 @@ from tfx.extensions.google_cloud_ai_platform.tuner.executor import (
 
 from models.model import OUTPUT_KEY
 from pipeline.components import (AnomaliesGate, AtomicPusher, InfraValidator,
-                                 LatestBlessedBaselineStrategy)
+                                 LatestBlessedBaselineStrategy, MobileExport)
 from pipeline.config import Baseline, PipelineConfig, Resources, VertexTraining
 from transforms import features as F
 from transforms import schema
@@ -64,7 +65,8 @@ def _vertex_config(vertex: VertexTraining, job_key: str) -> dict:
 
 
 def _set_resources(components, resources: Mapping[str, Resources]) -> None:
-    """CPU/memory limits per node id, as KFP v2 / Vertex reads them (platform_config)."""
+    """CPU/memory per node id, as KFP v2 / Vertex reads them (platform_config). Requests equal
+    limits: Beam and TensorFlow size their thread pools to the CPUs they see."""
     from kfp.pipeline_spec import pipeline_spec_pb2
 
     by_id = {c.id: c for c in components}
@@ -74,7 +76,9 @@ def _set_resources(components, resources: Mapping[str, Resources]) -> None:
                          f"{sorted(by_id)}")
     spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
     for node_id, r in resources.items():
-        by_id[node_id].with_platform_config(spec(cpu_limit=r.cpu, memory_limit=r.memory_gib))
+        by_id[node_id].with_platform_config(spec(
+            cpu_limit=r.cpu, memory_limit=r.memory_gib, cpu_request=r.cpu,
+            memory_request=r.memory_gib))
 
 
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
@@ -149,6 +153,14 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         infra_blessing=infra_validator.outputs["blessing"],
         base_directory=config.serving_model_dir).with_id("Pusher")
     components += [trainer, baseline_resolver, evaluator, infra_validator, pusher]
+    if config.mobile_model_dir:
+        components.append(MobileExport(
+            model=trainer.outputs["model"], transform_graph=transform.outputs["transform_graph"],
+            examples=example_gen.outputs["examples"],
+            model_blessing=evaluator.outputs["blessing"],
+            pushed_model=pusher.outputs["pushed_model"],
+            mobile_model_dir=config.mobile_model_dir, data_span=config.data_span,
+            config_json=json.dumps(dataclasses.asdict(config.mobile))))
     if config.resources:
         _set_resources(components, config.resources)
 

@@ -119,6 +119,23 @@ def _evaluation(evaluation_uri: str) -> tuple[dict[str, dict[str, float]], dict]
     return metrics, {"ok": bool(validation.validation_ok), "failures": reasons}
 
 
+def _mobile(artifact) -> dict:
+    """Where the TFLite variants went and, per variant, size, AUC, latency and verdict."""
+    result = {"published": _custom(artifact, "published") == 1,
+              "destination": _custom(artifact, "destination") or None,
+              "reason": _custom(artifact, "reason") or None, "variants": {}}
+    metrics_file = os.path.join(artifact.uri, "metrics.json")
+    if os.path.exists(metrics_file):
+        with open(metrics_file) as f:
+            metrics = json.load(f)
+        result["savedmodel_auc"] = metrics["savedmodel"]["auc"]
+        result["variants"] = {
+            name: {k: v[k] for k in ("published", "reason", "size_bytes", "auc",
+                                     "latency_p50_ms", "max_abs_diff")}
+            for name, v in metrics["variants"].items()}
+    return result
+
+
 def summarize(metadata_path: str, pipeline_name: str) -> dict:
     """A JSON-ready account of the pipeline's latest run."""
     store = open_store(metadata_path)
@@ -152,6 +169,8 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict:
         summary["pushed"] = _custom(pushed[0], "pushed") == 1
         summary["pushed_destination"] = _custom(pushed[0], "pushed_destination")
         summary["pushed_version"] = _custom(pushed[0], "pushed_version")
+    if mobile := outputs.get("MobileExport", {}).get("mobile_models"):
+        summary["mobile"] = _mobile(mobile[0])
     summary["all_cached"] = all(c["state"] == "cached" for c in summary["components"]
                                 if c["component"] not in resolvers)
     return summary
@@ -189,6 +208,15 @@ def format_summary(summary: dict) -> str:
         why = ("infra validation failed" if summary.get("blessed") and infra
                and not infra["ok"] else "the model was not blessed")
         lines.append(f"Pushed: no ({why})")
+    if mobile := summary.get("mobile"):
+        where = (mobile["destination"] if mobile["published"]
+                 else f"not published ({mobile['reason']})")
+        lines.append(f"Mobile (TFLite): {where}")
+        for name, v in mobile["variants"].items():
+            figures = (f"{v['size_bytes'] / 1024:6.1f} KB  AUC {v['auc']:.4f}  "
+                       f"p50 {v['latency_p50_ms']:.3f} ms  " if v["auc"] is not None else "")
+            lines.append(f"  {name:<13} {'published' if v['published'] else 'REJECTED':<9} "
+                         f"{figures}{v['reason']}")
     if summary.get("error"):
         lines.append(f"Error: {summary['error']}")
     return "\n".join(lines)

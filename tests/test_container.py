@@ -44,7 +44,7 @@ def test_everything_the_dockerfile_copies_exists_and_is_not_ignored():
     copies = [arg.split()[:-1] for op, arg in _instructions() if op == "COPY"]
     sources = [source.rstrip("/") for sources in copies for source in sources]
     assert {"requirements/image-lock.txt", "setup.py", "transforms", "models", "serving",
-            "pipeline", "kubeflow_runner.py"} <= set(sources)
+            "mobile", "pipeline", "kubeflow_runner.py"} <= set(sources)
     for source in sources:
         assert (ROOT / source).exists(), source
         assert source.split("/")[0] not in ignored, source

@@ -20,7 +20,7 @@ BASE = ["--bucket-root", "gs://acme-ml/flight_delay", "--image", IMAGE]
 CLOUD = ["--project", "acme", "--region", "us-central1"]
 COMPONENTS = {"ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
               "AnomaliesGate", "Transform", "Tuner", "Trainer", "Evaluator", "InfraValidator",
-              "Pusher"}
+              "Pusher", "MobileExport"}
 
 
 def _compile(tmp_path, *flags, environ=None) -> tuple[str, pipeline_spec_pb2.PipelineJob]:
@@ -77,6 +77,9 @@ def test_in_container_preset_has_every_component_wired_and_runs_our_image(tmp_pa
     assert depends["Evaluator"] == {"ImportExampleGen", "Trainer",
                                     "latest_blessed_model_resolver-model-resolver"}
     assert depends["Pusher"] == {"Evaluator", "InfraValidator", "Trainer"}
+    assert depends["MobileExport"] == {"Evaluator", "ImportExampleGen", "Pusher", "Trainer",
+                                       "Transform"}
+    assert '"gs://acme-ml/flight_delay/mobile/flight_delay"' in text
 
     containers = {name: e["container"] for name, e in _executors(job).items()
                   if "container" in e}
@@ -85,8 +88,8 @@ def test_in_container_preset_has_every_component_wired_and_runs_our_image(tmp_pa
     args = containers["Transform_executor"]["args"]
     assert "--direct_running_mode=multi_processing" in args
     assert "DataflowRunner" not in text and "PortableRunner" not in text
-    assert containers["Transform_executor"]["resources"] == {"cpuLimit": 8.0,
-                                                             "memoryLimit": 32.0}
+    assert containers["Transform_executor"]["resources"] == {
+        "cpuLimit": 8.0, "memoryLimit": 32.0, "cpuRequest": 8.0, "memoryRequest": 32.0}
     assert containers["Pusher_executor"]["args"][:2] == [
         "--executor_class_path", "pipeline.components.AtomicPushExecutor"]
     assert '"models.training.run_fn"' in text and '"transforms.preprocessing.preprocessing_fn"' \
@@ -169,6 +172,7 @@ def test_missing_settings_are_listed_in_one_error_before_compiling(tmp_path):
                           "--output-dir", str(tmp_path)], {})
     message = str(error.value)
     for missing in ("--image (or FLIGHT_DELAY_IMAGE)", "--pipeline-root", "--serving-model-dir",
+                    "--mobile-model-dir",
                     "--project (or FLIGHT_DELAY_PROJECT): needed for Dataflow", "--region",
                     "--data-root must be a bucket URI"):
         assert missing in message

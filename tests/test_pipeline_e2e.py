@@ -15,6 +15,8 @@ import pytest
 import tensorflow as tf
 
 from models.model import OUTPUT_KEY
+from mobile import convert
+from mobile.convert import MobileConfig
 from models.training import TrainingConfig
 from pipeline import local
 from pipeline.config import local_config
@@ -24,7 +26,8 @@ from transforms import features as F
 ROWS_PER_MONTH = 250
 COMPONENTS = {"ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
               "AnomaliesGate", "Transform", "Tuner", "Trainer",
-              "latest_blessed_model_resolver", "Evaluator", "InfraValidator", "Pusher"}
+              "latest_blessed_model_resolver", "Evaluator", "InfraValidator", "Pusher",
+              "MobileExport"}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +39,10 @@ def workspace(tmp_path_factory) -> pathlib.Path:
 def config(workspace):
     return local_config(
         workspace, rows_per_month=ROWS_PER_MONTH, min_eval_auc=0.5,
-        training=TrainingConfig(batch_size=128, max_epochs=2, tuner_trials=2, tuner_epochs=1))
+        training=TrainingConfig(batch_size=128, max_epochs=2, tuner_trials=2, tuner_epochs=1),
+        # 500 eval rows here; a tiny model may lose more AUC to int8 than a real one.
+        mobile=MobileConfig(min_parity_rows=400, representative_rows=100, latency_runs=50,
+                            auc_tolerance=0.05))
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +50,8 @@ def first_run(config, workspace) -> dict:
     return local.run(config, workspace / "runs")
 
 
-def _versions(config) -> list[str]:
-    base = pathlib.Path(config.serving_model_dir)
+def _versions(config, base: str | None = None) -> list[str]:
+    base = pathlib.Path(base or config.serving_model_dir)
     return sorted(p.name for p in base.iterdir()) if base.exists() else []
 
 
@@ -80,6 +86,24 @@ def test_summary_reports_rows_metrics_blessing_and_push(first_run, config):
 
     written = json.loads(pathlib.Path(first_run["summary_file"]).read_text())
     assert written == first_run
+
+
+def test_blessed_model_gets_tflite_variants_under_the_serving_version(first_run, config):
+    mobile = first_run["mobile"]
+    version = first_run["pushed_version"]
+    assert mobile["published"] is True
+    assert mobile["destination"] == str(pathlib.Path(config.mobile_model_dir) / version)
+    assert set(mobile["variants"]) == set(convert.VARIANTS)
+    assert mobile["variants"]["float32"]["published"] is True
+    assert mobile["variants"]["float32"]["max_abs_diff"] <= 1e-4
+    published = {name for name, v in mobile["variants"].items() if v["published"]}
+    files = {p.name for p in pathlib.Path(mobile["destination"]).iterdir()}
+    assert files == {convert.file_name(n) for n in published} | {
+        "labels.txt", "contract.json", "metrics.json"}
+    contract = json.loads((pathlib.Path(mobile["destination"]) / "contract.json").read_text())
+    assert contract["version"] == int(version)
+    assert contract["training_data"] == "trained on 2013-01..2013-10, evaluated on " \
+                                        "2013-11..2013-12"
 
 
 def test_pushed_model_uses_the_tf_serving_layout_and_answers_both_signatures(first_run,
@@ -138,6 +162,9 @@ def test_unreachable_auc_floor_blocks_the_push_and_says_why(first_run, config, w
     assert any("auc" in reason and "below the floor 0.99" in reason
                for reason in result["validation"]["failures"])
     assert _versions(config) == [first_run["pushed_version"]]
+    assert result["mobile"] == {"published": False, "destination": None,
+                                "reason": "the model was not blessed", "variants": {}}
+    assert _versions(config, config.mobile_model_dir) == [first_run["pushed_version"]]
 
 
 def _drop_distance(example: tf.train.Example) -> None:
@@ -181,6 +208,7 @@ def test_bad_span_stops_the_run_before_pusher_and_names_the_column(
     states = _states(result)
     assert states[failed_component] == ["failed"]
     assert "Trainer" not in states and "Pusher" not in states
+    assert "MobileExport" not in states
     assert _versions(config) == before
 
 
@@ -198,3 +226,4 @@ def test_a_new_model_is_compared_with_the_latest_blessed_one(first_run, config, 
     assert 0.5 <= overall["auc"] <= 1.0
     assert "auc_diff" in overall and "auc_diff" not in first_run["eval_metrics"]["overall"]
     assert _versions(config) == sorted([first_run["pushed_version"], result["pushed_version"]])
+    assert _versions(config, config.mobile_model_dir) == _versions(config)
