@@ -4,6 +4,7 @@
     python3 scripts/dev.py test [pytest options]           # the test suite
     python3 scripts/dev.py benchmark [options]             # timings of the full pipeline
     python3 scripts/dev.py benchmark-serving [options]     # serving latency and throughput
+    python3 scripts/dev.py benchmark-mobile [options]      # TFLite sizes, AUC and latency
     python3 scripts/dev.py lock                            # re-resolve the locks
 
 Needs only Python 3.11 and pip. The virtual environment (.venv) is (re)built when the lock or
@@ -80,7 +81,8 @@ def lock() -> None:
 def main(argv: list[str]) -> int:
     commands = {"run": ["local_runner.py"], "test": ["-m", "pytest"],
                 "benchmark": ["scripts/benchmark.py"],
-                "benchmark-serving": ["scripts/benchmark_serving.py"]}
+                "benchmark-serving": ["scripts/benchmark_serving.py"],
+                "benchmark-mobile": ["scripts/benchmark_mobile.py"]}
     if not argv or argv[0] not in (*commands, "lock", "setup"):
         print(__doc__)
         return 2
