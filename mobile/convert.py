@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
 import time
 from typing import Callable, Iterator
 
@@ -130,20 +131,27 @@ def convert(saved_dir: str, variant: Convert, representative_columns: dict) -> b
     return variant(converter, representative)
 
 
-def interpreter(path: str, threads: int = 1):
-    from tflite_runtime.interpreter import Interpreter  # what the phone runs, not TF's copy
+def interpreter(model: bytes, threads: int = 1):
+    """tflite-runtime (what a phone runs, not TF's bundled copy) on the model's bytes, so
+    models stored on gs:// work the same as local ones."""
+    from tflite_runtime.interpreter import Interpreter
 
-    return Interpreter(model_path=path, num_threads=threads)
+    return Interpreter(model_content=model, num_threads=threads)
 
 
-def predict(path: str, columns: dict[str, np.ndarray]) -> np.ndarray:
-    runner = interpreter(path).get_signature_runner(SIGNATURE)
+def read(path: str) -> bytes:
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read()
+
+
+def predict(model: bytes, columns: dict[str, np.ndarray]) -> np.ndarray:
+    runner = interpreter(model).get_signature_runner(SIGNATURE)
     return runner(**_feed(columns, slice(None)))[OUTPUT_KEY]
 
 
-def latency_ms(path: str, columns: dict[str, np.ndarray], runs: int) -> tuple[float, float]:
+def latency_ms(model: bytes, columns: dict[str, np.ndarray], runs: int) -> tuple[float, float]:
     """Batch-1 latency, single thread: p50 and p99 over `runs` calls on successive rows."""
-    runner = interpreter(path).get_signature_runner(SIGNATURE)
+    runner = interpreter(model).get_signature_runner(SIGNATURE)
     size = len(columns[F.FEATURES[0].name])
     rows = [_feed(columns, i % size) for i in range(min(size, 256))]
     for row in rows[:20]:
@@ -175,9 +183,16 @@ def build_variants(model_dir: str, transform_graph_dir: str, eval_examples: list
                    variants: dict[str, Convert] = VARIANTS) -> tuple[list[VariantResult], dict]:
     """Converts and measures every variant into `work_dir`; decides which may be published.
     Returns the results and the SavedModel's own eval figures."""
-    tf_transform_output = tft.TFTransformOutput(transform_graph_dir)
-    saved_dir = export_for_conversion(model_dir, tf_transform_output,
-                                      os.path.join(work_dir, "conversion_saved_model"))
+    with tempfile.TemporaryDirectory() as local:  # the converter's input stays on local disk
+        saved_dir = export_for_conversion(model_dir, tft.TFTransformOutput(transform_graph_dir),
+                                          os.path.join(local, "conversion_saved_model"))
+        return _build_variants(saved_dir, model_dir, eval_examples, representative_examples,
+                               work_dir, config, variants)
+
+
+def _build_variants(saved_dir: str, model_dir: str, eval_examples: list[bytes],
+                    representative_examples: list[bytes], work_dir: str, config: MobileConfig,
+                    variants: dict[str, Convert]) -> tuple[list[VariantResult], dict]:
     columns = codec.columns_from_examples(eval_examples)
     labels = labels_of(eval_examples)
     reference = tf.saved_model.load(model_dir).signatures[SIGNATURE](
@@ -200,8 +215,8 @@ def build_variants(model_dir: str, transform_graph_dir: str, eval_examples: list
             f.write(model)
         result.size_bytes = len(model)
         try:
-            scores = predict(path, columns)
-            result.latency_p50_ms, result.latency_p99_ms = latency_ms(path, columns,
+            scores = predict(model, columns)
+            result.latency_p50_ms, result.latency_p99_ms = latency_ms(model, columns,
                                                                       config.latency_runs)
         except Exception as e:  # noqa: BLE001
             result.reason = f"does not run in tflite-runtime: {_first_line(e)}"

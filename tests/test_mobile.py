@@ -53,7 +53,7 @@ def test_every_variant_converts_and_answers_in_tflite_runtime(built, records):
         assert result.auc is not None and 0.5 < result.auc <= 1.0, result
         assert result.latency_p50_ms > 0 and result.latency_p99_ms >= result.latency_p50_ms
         assert (work / convert.file_name(name)).stat().st_size == result.size_bytes
-        scores = convert.predict(str(work / convert.file_name(name)),
+        scores = convert.predict(convert.read(str(work / convert.file_name(name))),
                                  codec.columns_from_examples(records[:7]))
         assert scores.shape == (7,) and np.all((scores >= 0) & (scores <= 1))
     assert results["float16"].size_bytes < results["float32"].size_bytes
@@ -65,7 +65,7 @@ def test_float32_matches_the_saved_model_on_raw_rows(built, saved_model_dir, rec
     columns = codec.columns_from_examples(records)
     expected = tf.saved_model.load(str(saved_model_dir)).signatures["serving_default"](
         **{k: tf.constant(v) for k, v in columns.items()})[OUTPUT_KEY].numpy()
-    tflite = convert.predict(str(work / convert.file_name("float32")), columns)
+    tflite = convert.predict(convert.read(str(work / convert.file_name("float32"))), columns)
     np.testing.assert_allclose(tflite, expected, atol=1e-4)
     assert results["float32"].published and results["float32"].max_abs_diff <= 1e-4
 
@@ -131,8 +131,8 @@ def test_gate_rejects_a_quantized_variant_below_its_measured_drop(built):
 def test_contract_agrees_with_the_tflite_signature(built, tf_transform_output):
     _, _, work = built
     doc = convert.contract(tf_transform_output, 7, "trained on Jan, evaluated on Nov")
-    runner = convert.interpreter(str(work / convert.file_name("float32"))).get_signature_runner(
-        convert.SIGNATURE)
+    runner = convert.interpreter(convert.read(str(work / convert.file_name("float32")))
+                                 ).get_signature_runner(convert.SIGNATURE)
     details = runner.get_input_details()
     numpy_dtypes = {"string": np.bytes_, "int64": np.int64, "float32": np.float32}
     assert {i["name"] for i in doc["inputs"]} == set(details)
