@@ -12,6 +12,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
+from artifacts import make_artifact
 from pipeline import data
 from pipeline.components import (ANOMALIES_FILE, INFRA_BLESSED, INFRA_NOT_BLESSED,
                                  AtomicPushExecutor, InfraValidator,
@@ -74,13 +75,6 @@ def test_anomaly_report_names_split_feature_and_problem(tmp_path):
                      "present in fewer examples than expected."]
 
 
-def _artifact(kind, uri, **int_properties):
-    artifact = kind()
-    artifact.uri = str(uri)
-    for name, value in int_properties.items():
-        artifact.set_int_custom_property(name, value)
-    return artifact
-
 
 def _examples_artifact(root, records):
     split = root / "Split-eval"
@@ -89,15 +83,15 @@ def _examples_artifact(root, records):
                               options="GZIP") as writer:
         for record in records:
             writer.write(record)
-    examples = _artifact(standard_artifacts.Examples, root)
+    examples = make_artifact(standard_artifacts.Examples, root)
     examples.split_names = artifact_utils.encode_split_names(["eval"])
     return examples
 
 
 def _infra_validate(model_dir, examples, out):
     out.mkdir()
-    blessing = _artifact(standard_artifacts.InfraBlessing, out)
-    model = _artifact(standard_artifacts.Model, model_dir.parent)
+    blessing = make_artifact(standard_artifacts.InfraBlessing, out)
+    model = make_artifact(standard_artifacts.Model, model_dir.parent)
     InfraValidator.EXECUTOR_SPEC.executor_class().Do(
         {"model": [model], "examples": [examples]}, {"blessing": [blessing]},
         {"timeout_seconds": 300})
@@ -106,7 +100,7 @@ def _infra_validate(model_dir, examples, out):
 
 def _push(model, blessing, infra_blessing, base, out):
     out.mkdir()
-    pushed = _artifact(standard_artifacts.PushedModel, out)
+    pushed = make_artifact(standard_artifacts.PushedModel, out)
     destination = pusher_pb2.PushDestination(
         filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(base)))
     AtomicPushExecutor().Do(
@@ -130,7 +124,7 @@ def test_infra_validation_blocks_a_broken_model_and_nothing_is_pushed(
     assert (tmp_path / "infra" / INFRA_NOT_BLESSED).exists()
     assert json.loads((tmp_path / "infra" / "report.json").read_text())["ok"] is False
 
-    evaluator_blessing = _artifact(standard_artifacts.ModelBlessing, tmp_path, blessed=1)
+    evaluator_blessing = make_artifact(standard_artifacts.ModelBlessing, tmp_path, blessed=1)
     pushed = _push(model, evaluator_blessing, infra, tmp_path / "serving", tmp_path / "pushed")
     assert pushed.get_int_custom_property("pushed") == 0
     assert not (tmp_path / "serving").exists()
@@ -146,7 +140,7 @@ def test_infra_validated_model_is_pushed_with_its_warmup_requests(saved_model_di
         "reason")
     assert (tmp_path / "infra" / INFRA_BLESSED).exists()
 
-    evaluator_blessing = _artifact(standard_artifacts.ModelBlessing, tmp_path, blessed=1)
+    evaluator_blessing = make_artifact(standard_artifacts.ModelBlessing, tmp_path, blessed=1)
     pushed = _push(model, evaluator_blessing, infra, tmp_path / "serving", tmp_path / "pushed")
     version = pushed.get_string_custom_property("pushed_version")
     assert pushed.get_int_custom_property("pushed") == 1

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 from tfx.types import standard_artifacts
 
+from artifacts import make_artifact
 from mobile import convert
 from mobile.encoder import BuiltinTransform
 from models.model import OUTPUT_KEY
@@ -150,12 +151,12 @@ def test_contract_agrees_with_the_tflite_signature(built, tf_transform_output):
 
 
 def test_nothing_is_converted_or_published_for_an_unblessed_model(tmp_path):
-    out = _artifact(standard_artifacts.Model, tmp_path / "out", cls=MobileModels)
-    blessing = _artifact(standard_artifacts.ModelBlessing, tmp_path, blessed=0)
-    pushed = _artifact(standard_artifacts.PushedModel, tmp_path, pushed=0)
-    inputs = {"model": [_artifact(standard_artifacts.Model, tmp_path)],
-              "transform_graph": [_artifact(standard_artifacts.TransformGraph, tmp_path)],
-              "examples": [_artifact(standard_artifacts.Examples, tmp_path)],
+    out = make_artifact(MobileModels, tmp_path / "out")
+    blessing = make_artifact(standard_artifacts.ModelBlessing, tmp_path, blessed=0)
+    pushed = make_artifact(standard_artifacts.PushedModel, tmp_path, pushed=0)
+    inputs = {"model": [make_artifact(standard_artifacts.Model, tmp_path)],
+              "transform_graph": [make_artifact(standard_artifacts.TransformGraph, tmp_path)],
+              "examples": [make_artifact(standard_artifacts.Examples, tmp_path)],
               "model_blessing": [blessing], "pushed_model": [pushed]}
     MobileExport.EXECUTOR_SPEC.executor_class().Do(
         inputs, {"mobile_models": [out]},
@@ -165,10 +166,3 @@ def test_nothing_is_converted_or_published_for_an_unblessed_model(tmp_path):
     assert out.get_string_custom_property("reason") == "the model was not blessed"
     assert not (tmp_path / "mobile").exists()
 
-
-def _artifact(kind, uri, cls=None, **int_properties):
-    artifact = (cls or kind)()
-    artifact.uri = str(uri)
-    for name, value in int_properties.items():
-        artifact.set_int_custom_property(name, value)
-    return artifact
