@@ -64,11 +64,11 @@ def main(argv: list[str]) -> int:
 
     import dataclasses
 
+    from mobile.config import MobileConfig
+    from models.config import TrainingConfig
     from pipeline import local, summary
     from pipeline.config import local_config
     from pipeline.data import DataError
-    from mobile.convert import MobileConfig
-    from models.training import TrainingConfig
 
     training = TrainingConfig()
     if args.fast:

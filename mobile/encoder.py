@@ -1,41 +1,39 @@
-"""The tf.Transform graph re-expressed in TFLite builtin ops, so a phone feeds raw features.
+"""The encoding rules of transforms/encoding.py in TFLite builtin ops, so a phone feeds raw
+features.
 
 The Transform graph itself needs Flex ops (string joins, int-to-string, float64 and int64
-division, OOV hashing), which tflite-runtime does not have. This module rebuilds the same
-encoding from what Transform computed: vocabularies become static hash tables (string keys) or
-gather tables (small integer keys), z-scores become constants probed from the transform graph,
-and the route cross becomes a lookup matrix over (origin, destination). Parity with the
-SavedModel is tested, and checked again for every published model.
+division, OOV hashing), which tflite-runtime does not have. `BuiltinTransform` is the
+encoding.Encoder that replays what Transform computed: vocabularies become static hash tables
+(string keys) or gather tables (small integer keys), z-scores become constants probed from the
+transform graph, and a cross becomes a lookup matrix over its two values. The rules
+themselves (which outputs each kind of feature gets, log compression, the clock angle,
+missing indicators) are encoding.encode's, the same that preprocessing_fn runs. Parity with
+the SavedModel is tested, and checked again for every published model.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from transforms import encoding
 from transforms import features as F
-
-_MINUTES_PER_DAY = 24 * 60
+from transforms.encoding import Column
 
 
 @dataclasses.dataclass(frozen=True)
 class ZScore:
-    """z = at_anchor + scale * (g(x) - anchor), g = log1p(max(x, 0)) for log features, else x;
-    an absent value gives `missing`. Anchored at the low end of the plausible range, so float32
-    keeps the precision that `offset + scale * g(x)` would lose to cancellation."""
+    """z = at_anchor + scale * (g - anchor), g = encoding.numeric_input(x); an absent value
+    gives `missing`. Anchored at the low end of the plausible range, so float32 keeps the
+    precision that `offset + scale * g` would lose to cancellation."""
 
     anchor: float
     at_anchor: float
     scale: float
     missing: float
-
-
-def _g(feature: F.Feature, x):
-    return tf.math.log1p(tf.maximum(x, 0.0)) if feature.log else x
 
 
 def _probes(feature: F.Feature) -> tuple[float, float]:
@@ -45,19 +43,12 @@ def _probes(feature: F.Feature) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _g_value(feature: F.Feature, x: float) -> float:
-    return math.log1p(max(x, 0.0)) if feature.log else x
-
-
 def probe_z_scores(tf_transform_output: tft.TFTransformOutput) -> dict[str, ZScore]:
     """Reads each numeric feature's z-score constants by running the transform graph on three
     rows: every number at the low and the high end of its range, and (optional) absent."""
-    numeric = F.of_kind(F.Kind.NUMERIC)
     rows = 3
     raw = {}
     for feature in F.FEATURES:
-        if feature.name == F.LABEL_KEY:
-            continue
         if feature.kind is F.Kind.NUMERIC:
             low, high = _probes(feature)
             values = [low, high, low]
@@ -73,10 +64,11 @@ def probe_z_scores(tf_transform_output: tft.TFTransformOutput) -> dict[str, ZSco
             raw[feature.name] = tf.constant([[v] for v in values], dtype)
     transformed = tf_transform_output.transform_raw_features(raw)
     result = {}
-    for feature in numeric:
+    for feature in F.of_kind(F.Kind.NUMERIC):
         z = transformed[F.transformed_name(feature.name)].numpy().astype(np.float64)
-        g_low, g_high = (_g_value(feature, v) for v in _probes(feature))
-        result[feature.name] = ZScore(anchor=g_low, at_anchor=float(z[0]),
+        g_low, g_high = encoding.numeric_input(
+            feature, tf.constant(_probes(feature), tf.float32)).numpy().astype(np.float64)
+        result[feature.name] = ZScore(anchor=float(g_low), at_anchor=float(z[0]),
                                       scale=float((z[1] - z[0]) / (g_high - g_low)),
                                       missing=float(z[2]))
     return result
@@ -94,7 +86,9 @@ def _int_table(vocabulary: list[bytes], oov: int) -> tuple[np.ndarray, int]:
 
 
 class BuiltinTransform(tf.Module):
-    """Raw [batch] features -> the transformed features the Keras model reads."""
+    """Raw [batch] features -> the transformed features the Keras model reads; an
+    encoding.Encoder whose vocabularies and statistics are constants read from a transform
+    output, in TFLite builtin ops."""
 
     def __init__(self, tf_transform_output: tft.TFTransformOutput):
         super().__init__()
@@ -105,86 +99,80 @@ class BuiltinTransform(tf.Module):
         self.z_scores = probe_z_scores(tf_transform_output)
         vocab = tf_transform_output.vocabulary_by_name
         for feature in F.of_kind(F.Kind.CATEGORICAL):
-            self._add_vocabulary(feature.name, vocab(feature.name), feature.dtype,
-                                 feature.optional)
+            self._add_vocabulary(feature.name, vocab(feature.name), feature.dtype)
         for feature in F.of_kind(F.Kind.CLOCK):
-            name = f"{feature.name}_hour"
-            self._add_vocabulary(name, vocab(name), int, optional=False)
+            key = F.clock_hour_key(feature.name)
+            self._add_vocabulary(key, vocab(key), int)
         for keys in F.CROSSES:
-            self._add_cross(keys, vocab(F.cross_name(keys)))
+            key = F.cross_name(keys)
+            self._add_cross(key, vocab(key))
 
     def _string_table(self, keys: list[bytes], values: list[int], default: int):
         return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
             tf.constant(keys, tf.string), tf.constant(values, tf.int64)), default_value=default)
 
-    def _add_vocabulary(self, name: str, vocabulary: list[bytes], dtype: type,
-                        optional: bool) -> None:
-        oov = len(vocabulary)  # Transform's single OOV bucket
+    def _add_vocabulary(self, key: str, vocabulary: list[bytes], dtype: type) -> None:
+        oov = len(vocabulary)  # the OOV bucket (encoding.NUM_OOV_BUCKETS == 1)
         if dtype is str:
             keys, values = list(vocabulary), list(range(len(vocabulary)))
-            if optional:  # "" (absent) is what Transform calls MISSING_CATEGORY
-                missing = F.MISSING_CATEGORY.encode()
-                keys.append(b"")
-                values.append(vocabulary.index(missing) if missing in vocabulary else oov)
-            self._string_tables[name] = self._string_table(keys, values, oov)
+            # The text marker of an absent value ("") is what Transform calls MISSING_CATEGORY.
+            missing = F.MISSING_CATEGORY.encode()
+            keys.append(F.MISSING_MARKERS[str].encode())
+            values.append(vocabulary.index(missing) if missing in vocabulary else oov)
+            self._string_tables[key] = self._string_table(keys, values, oov)
         else:
-            table, self._int_tops[name] = _int_table(vocabulary, oov)
-            self._int_tables[name] = tf.constant(table)
+            table, self._int_tops[key] = _int_table(vocabulary, oov)
+            self._int_tables[key] = tf.constant(table)
 
-    def _add_cross(self, keys: tuple[str, ...], vocabulary: list[bytes]) -> None:
-        if len(keys) != 2:
-            raise ValueError(f"only pairs are supported on mobile, got cross {keys}")
-        pairs = [entry.split(b"|") for entry in vocabulary]
+    def _add_cross(self, key: str, vocabulary: list[bytes]) -> None:
+        """A pair cross as a matrix of ids over (first value, second value): TFLite builtins
+        cannot join strings."""
+        separator = encoding.CROSS_SEPARATOR.encode()
+        pairs = [entry.split(separator) for entry in vocabulary]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError(f"cross {key!r}: only pairs are supported on mobile")
         firsts = sorted({p[0] for p in pairs})
         seconds = sorted({p[1] for p in pairs})
         oov = len(vocabulary)
         matrix = np.full((len(firsts) + 1, len(seconds) + 1), oov, np.int64)
         for index, (a, b) in enumerate(pairs):
             matrix[firsts.index(a), seconds.index(b)] = index
-        name = F.cross_name(keys)
-        self._string_tables[f"{name}/0"] = self._string_table(firsts, list(range(len(firsts))),
-                                                              len(firsts))
-        self._string_tables[f"{name}/1"] = self._string_table(seconds,
-                                                              list(range(len(seconds))),
-                                                              len(seconds))
-        self._int_tables[name] = tf.constant(matrix)
+        for i, values in enumerate((firsts, seconds)):
+            self._string_tables[f"{key}/{i}"] = self._string_table(
+                values, list(range(len(values))), len(values))
+        self._int_tables[key] = tf.constant(matrix)
 
-    def _lookup_int(self, name: str, x: tf.Tensor) -> tf.Tensor:
-        table, top = self._int_tables[name], self._int_tops[name]
-        x = tf.cast(x, tf.int32)
+    def _lookup_int(self, key: str, x: tf.Tensor) -> tf.Tensor:
+        table, top = self._int_tables[key], self._int_tops[key]
         in_range = tf.logical_and(x >= 0, x <= top)
         return tf.gather(table, tf.where(in_range, x, tf.fill(tf.shape(x), top + 1)))
 
+    # encoding.Encoder
+    def vocabulary_ids(self, key, column, dtype, top_k=None):
+        if dtype is str:
+            return self._string_tables[key].lookup(column.values)
+        return self._lookup_int(key, column.values)
+
+    def cross_ids(self, key, columns, dtypes):
+        if any(dtype is not str for dtype in dtypes):
+            raise ValueError(f"cross {key!r}: only text features are supported on mobile")
+        index = tf.stack([self._string_tables[f"{key}/{i}"].lookup(column.values)
+                          for i, column in enumerate(columns)], axis=1)
+        return tf.gather_nd(self._int_tables[key], index)
+
+    def z_score(self, feature, x, present):
+        z = self.z_scores[feature.name]
+        scaled = z.at_anchor + z.scale * (x - z.anchor)
+        return tf.where(present, scaled, z.missing) if feature.optional else scaled
+
     def __call__(self, raw: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        out = {}
+        columns = {}
         for feature in F.FEATURES:
-            name, x = feature.name, raw[feature.name]
-            if feature.kind is F.Kind.CATEGORICAL:
-                out[F.transformed_name(name)] = (
-                    self._string_tables[name].lookup(x) if feature.dtype is str
-                    else self._lookup_int(name, x))
-            elif feature.kind is F.Kind.NUMERIC:
-                z = self.z_scores[name]
-                if not feature.optional:
-                    out[F.transformed_name(name)] = z.at_anchor + z.scale * (
-                        _g(feature, x) - z.anchor)
-                    continue
-                present = tf.logical_not(tf.math.is_nan(x))
-                scaled = z.at_anchor + z.scale * (
-                    _g(feature, tf.where(present, x, z.anchor)) - z.anchor)
-                out[F.transformed_name(name)] = tf.where(present, scaled, z.missing)
-                out[F.transformed_name(f"{name}_missing")] = 1.0 - tf.cast(present, tf.float32)
-            elif feature.kind is F.Kind.CLOCK:
-                hhmm = tf.cast(x, tf.int32)
-                hour, minute = tf.math.floordiv(hhmm, 100), tf.math.floormod(hhmm, 100)
-                fraction = tf.cast(hour * 60 + minute, tf.float32) / _MINUTES_PER_DAY
-                angle = 2.0 * math.pi * fraction
-                out[F.transformed_name(f"{name}_sin")] = tf.sin(angle)
-                out[F.transformed_name(f"{name}_cos")] = tf.cos(angle)
-                out[F.transformed_name(f"{name}_hour")] = self._lookup_int(f"{name}_hour", hour)
-        for keys in F.CROSSES:
-            name = F.cross_name(keys)
-            index = tf.stack([self._string_tables[f"{name}/{i}"].lookup(raw[key])
-                              for i, key in enumerate(keys)], axis=1)
-            out[F.transformed_name(name)] = tf.gather_nd(self._int_tables[name], index)
-        return out
+            x = raw[feature.name]
+            present = encoding.present_mask(feature, x)
+            if feature.dtype is float:  # NaN would survive the arithmetic of unused branches
+                x = tf.where(present, x, 0.0)
+            elif feature.dtype is int:  # TFLite's integer kernels (floordiv, gather) are int32
+                x = tf.cast(x, tf.int32)
+            columns[feature.name] = Column(x, present)
+        return encoding.encode(columns, self)

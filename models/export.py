@@ -10,30 +10,29 @@
 
 from __future__ import annotations
 
-import os
-
 import tensorflow as tf
 import tensorflow_transform as tft
-from tensorflow.core.protobuf import saved_model_pb2
 from tf_keras import Model
 
-from models.model import OUTPUT_KEY
+from models.constants import (
+    CLASSIFY_INPUT,
+    CLASSIFY_METHOD,
+    CLASSIFY_OUTPUTS,
+    CLASSIFY_SIGNATURE,
+    EXAMPLES_INPUT,
+    EXAMPLES_SIGNATURE,
+    OUTPUT_KEY,
+    PREDICT_SIGNATURE,
+    TRANSFORM_SIGNATURE,
+)
+from transforms import encoding
 from transforms import features as F
-
-CLASSIFY_SIGNATURE = "classify"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
 
 
 def raw_input_signature() -> dict[str, tf.TensorSpec]:
+    """The raw features as named [batch] tensors: what serving_default (and the TFLite
+    variants) take; dtypes from the registry."""
     return {f.name: tf.TensorSpec([None], F.tf_dtype(f.dtype), name=f.name) for f in F.FEATURES}
-
-
-def _missing_mask(feature: F.Feature, x: tf.Tensor) -> tf.Tensor:
-    if feature.dtype is float:
-        return tf.math.is_nan(x)
-    if feature.dtype is str:
-        return tf.equal(x, "")
-    return tf.zeros_like(x, tf.bool)
 
 
 def dense_to_raw(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor | tf.SparseTensor]:
@@ -45,7 +44,7 @@ def dense_to_raw(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor | tf.Spars
     for feature in F.FEATURES:
         x = inputs[feature.name]
         if feature.optional:
-            present = tf.logical_not(_missing_mask(feature, x))
+            present = encoding.present_mask(feature, x)
             rows = tf.where(present)[:, 0]
             raw[feature.name] = tf.SparseTensor(
                 tf.stack([rows, tf.zeros_like(rows)], axis=1), tf.boolean_mask(x, present),
@@ -70,41 +69,38 @@ def make_signatures(model: Model, tf_transform_output: tft.TFTransformOutput) ->
     def serve_raw(inputs):
         return predict(dense_to_raw(inputs))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def serve_examples(examples):
         return predict(tf.io.parse_example(examples, serving_spec))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=CLASSIFY_INPUT)])
     def classify(inputs):
         probability = predict(tf.io.parse_example(inputs, serving_spec))[OUTPUT_KEY]
         batch = tf.shape(probability)[0]
-        return {"classes": tf.tile(tf.constant([list(F.LABEL_CLASSES)]), [batch, 1]),
-                "scores": tf.stack([1.0 - probability, probability], axis=1)}
+        classes, scores = CLASSIFY_OUTPUTS
+        return {classes: tf.tile(tf.constant([list(F.LABEL_CLASSES)]), [batch, 1]),
+                scores: tf.stack([1.0 - probability, probability], axis=1)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def transform_features(examples):
         raw = tf.io.parse_example(examples, raw_spec)
         return model.tft_layer(raw)
 
     return {
-        "serving_default": serve_raw.get_concrete_function(),
-        "serving_examples": serve_examples.get_concrete_function(),
+        PREDICT_SIGNATURE: serve_raw.get_concrete_function(),
+        EXAMPLES_SIGNATURE: serve_examples.get_concrete_function(),
         CLASSIFY_SIGNATURE: classify.get_concrete_function(),
-        "transform_features": transform_features.get_concrete_function(),
+        TRANSFORM_SIGNATURE: transform_features.get_concrete_function(),
     }
 
 
 def _set_method_name(export_dir: str, signature: str, method_name: str) -> None:
     """TF2's saved_model.save marks every signature as predict; TF Serving's Classify API
-    only accepts a signature whose method name says classify, so the proto is amended."""
-    path = os.path.join(export_dir, "saved_model.pb")
-    saved_model = saved_model_pb2.SavedModel()
-    with tf.io.gfile.GFile(path, "rb") as f:
-        saved_model.ParseFromString(f.read())
-    for meta_graph in saved_model.meta_graphs:
-        meta_graph.signature_def[signature].method_name = method_name
-    with tf.io.gfile.GFile(path, "wb") as f:
-        f.write(saved_model.SerializeToString())
+    only accepts a signature whose method name says classify. TF's MethodNameUpdater
+    (tf.compat.v1.saved_model.signature_def_utils) rewrites it in saved_model.pb."""
+    updater = tf.compat.v1.saved_model.signature_def_utils.MethodNameUpdater(export_dir)
+    updater.replace_method_name(signature, method_name, tags=tf.saved_model.SERVING)
+    updater.save()
 
 
 def export(model: Model, tf_transform_output: tft.TFTransformOutput, export_dir: str) -> None:

@@ -11,11 +11,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tf_keras import Input, Model, layers, metrics, optimizers
 
+from models.constants import AUC_METRIC, OUTPUT_KEY
 from transforms import features as F
-
-AUC_METRIC = "auc"
-OUTPUT_KEY = "probability"
-MODEL_NAME = "flight_delay"  # pipeline name, served model name, mobile folder name
 
 
 def search_space() -> keras_tuner.HyperParameters:

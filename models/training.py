@@ -6,8 +6,6 @@ and a changed setting invalidates the component's cache.
 
 from __future__ import annotations
 
-import dataclasses
-
 import keras_tuner
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -18,45 +16,13 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from models import export
-from models.model import AUC_METRIC, build_model, search_space
+from models.config import TrainingConfig
+from models.constants import AUC_METRIC
+from models.model import build_model, search_space
 from transforms import features as F
 
 OBJECTIVE = f"val_{AUC_METRIC}"
 _LOAD_BATCH = 65_536
-DISTRIBUTIONS = {
-    "none": tf.distribute.get_strategy,  # the default strategy: one device, no wrapping
-    "mirrored": tf.distribute.MirroredStrategy,
-    "multi_worker_mirrored": tf.distribute.MultiWorkerMirroredStrategy,
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingConfig:
-    """What Tuner and Trainer need beyond TFX's own arguments."""
-
-    batch_size: int = 512
-    max_epochs: int = 8
-    early_stopping_patience: int = 2
-    tuner_trials: int = 4
-    tuner_epochs: int = 2
-    seed: int = 0
-    # "none", "mirrored" (all devices of one machine) or "multi_worker_mirrored" (Vertex
-    # replicas); the model code is the same, it is built under the strategy's scope.
-    distribution: str = "none"
-
-    def __post_init__(self):
-        if self.distribution not in DISTRIBUTIONS:
-            raise ValueError(f"distribution must be one of {sorted(DISTRIBUTIONS)}, got "
-                             f"{self.distribution!r}")
-
-    @classmethod
-    def from_custom_config(cls, custom_config: dict | None) -> "TrainingConfig":
-        """Our keys of `custom_config`; others (e.g. Vertex job settings) are TFX's."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in (custom_config or {}).items() if k in names})
-
-    def strategy(self) -> tf.distribute.Strategy:
-        return DISTRIBUTIONS[self.distribution]()
 
 
 def _load(fn_args, files: list[str], tf_transform_output: tft.TFTransformOutput
@@ -140,8 +106,9 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
         objective=keras_tuner.Objective(OBJECTIVE, "max"), max_trials=config.tuner_trials,
         hyperparameters=search_space(), allow_new_entries=False, tune_new_entries=False,
         seed=config.seed)
-    tuner = _Tuner(tf_transform_output, config.strategy(), oracle=oracle, directory=fn_args.working_dir,
-                   project_name="flight_delay_tuning", overwrite=True)
+    tuner = _Tuner(tf_transform_output, config.strategy(), oracle=oracle,
+                   directory=fn_args.working_dir, project_name="flight_delay_tuning",
+                   overwrite=True)
     train, validation = _train_and_eval(fn_args, tf_transform_output, config)
     return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={
         "x": train,

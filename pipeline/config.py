@@ -1,19 +1,18 @@
-"""The pipeline's typed configuration: built once by a runner, never read from the environment."""
+"""The pipeline's typed configuration: built once by a runner, never read from the environment.
+
+A leaf: importing it loads no TensorFlow, TFX or pandas."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
 import pathlib
-from typing import Mapping
+from collections.abc import Mapping
 
-from mobile.convert import MobileConfig
-from pipeline.data import DATA_YEAR
-from models.model import MODEL_NAME
-from models.training import TrainingConfig
-
-TRAIN_MONTHS = tuple(range(1, 11))
-EVAL_MONTHS = (11, 12)
+from mobile.config import MobileConfig
+from models.config import TrainingConfig
+from models.constants import MODEL_NAME
+from pipeline.constants import DATA_YEAR, EVAL_MONTHS, TRAIN_MONTHS
 
 
 class Baseline(enum.Enum):

@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from pipeline.constants import DATA_YEAR
 from transforms import features
 
 FLIGHTS_FILE = "flights.csv.zip"
 WEATHER_FILE = "weather.csv"
 PLANES_FILE = "planes.csv"
-DATA_YEAR = 2013
 
 # Columns each table must have, with the kind of values expected (checked before any join).
 _NUMBER, _TEXT = "numbers", "text"
@@ -202,7 +202,7 @@ def _list_array(values: pd.Series, dtype: type, optional: bool) -> pa.ListArray:
         flat = pa.array(values.fillna("").astype(str).to_numpy(), pa.binary())
     else:
         numbers = values.to_numpy(np.float64, na_value=np.nan)
-        flat = pa.array(np.nan_to_num(numbers).astype(np.float32 if dtype is float else np.int64))
+        flat = pa.array(np.nan_to_num(numbers).astype(features.numpy_dtype(dtype)))
     offsets = pa.array(np.arange(len(values) + 1, dtype=np.int32))
     return pa.ListArray.from_arrays(offsets, flat, mask=pa.array(missing))
 

@@ -87,7 +87,7 @@ def run(config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool = False) -
     with _progress(verbose):
         try:
             tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
-        except Exception as exc:  # a component failed: reported in the summary, exit code 1
+        except Exception as exc:  # noqa: BLE001 -- any component's failure: summary, exit 1
             error = f"{type(exc).__name__}: {exc}"
         result = summary.summarize(config.metadata_path, config.pipeline_name)
     result.update(status="failed" if error else "succeeded", error=error,

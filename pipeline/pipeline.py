@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Mapping
+from collections.abc import Mapping
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.extensions.google_cloud_ai_platform.tuner.executor import (
-    REMOTE_TRIALS_WORKING_DIR_KEY, TUNING_ARGS_KEY)
+    REMOTE_TRIALS_WORKING_DIR_KEY,
+    TUNING_ARGS_KEY,
+)
 
-from models.model import OUTPUT_KEY
-from pipeline.components import (AnomaliesGate, AtomicPusher, InfraValidator,
-                                 LatestBlessedBaselineStrategy, MobileExport)
+from models.constants import EXAMPLES_SIGNATURE, OUTPUT_KEY
+from pipeline.components.anomalies_gate import AnomaliesGate
+from pipeline.components.baseline import LatestBlessedBaselineStrategy
+from pipeline.components.infra_validator import LoadAndQueryValidator
+from pipeline.components.mobile_export import MobileExport
+from pipeline.components.pusher import AtomicPusher
 from pipeline.config import Baseline, PipelineConfig, Resources, VertexTraining
+from pipeline.constants import EVAL_METRICS, EVAL_SPLIT, GATED_METRIC, TRAIN_SPLIT, NodeId
 from transforms import features as F
 from transforms import schema
 
@@ -22,7 +28,6 @@ from transforms import schema
 PREPROCESSING_FN = "transforms.preprocessing.preprocessing_fn"
 TUNER_FN = "models.training.tuner_fn"
 RUN_FN = "models.training.run_fn"
-EVAL_SIGNATURE = "serving_examples"
 
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
@@ -34,20 +39,16 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
             absolute={"value": -config.max_auc_drop}))
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=EVAL_SIGNATURE, label_key=F.LABEL_KEY,
+        model_specs=[tfma.ModelSpec(signature_name=EXAMPLES_SIGNATURE, label_key=F.LABEL_KEY,
                                     prediction_key=OUTPUT_KEY)],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[key])
                                               for key in F.SLICE_KEYS],
         metrics_specs=[tfma.MetricsSpec(metrics=[
-            tfma.MetricConfig(class_name="ExampleCount"),
-            tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[
+            tfma.MetricConfig(class_name=name, per_slice_thresholds=[
                 tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
-                                             threshold=auc_threshold)]),
-            tfma.MetricConfig(class_name="BinaryAccuracy"),
-            tfma.MetricConfig(class_name="Calibration"),
-            tfma.MetricConfig(class_name="MeanLabel"),
-            tfma.MetricConfig(class_name="MeanPrediction"),
-        ])])
+                                             threshold=auc_threshold)])
+            if name == GATED_METRIC else tfma.MetricConfig(class_name=name)
+            for name in EVAL_METRICS])])
 
 
 def _vertex_config(vertex: VertexTraining, job_key: str) -> dict:
@@ -82,30 +83,34 @@ def _set_resources(components, resources: Mapping[str, Resources]) -> None:
 
 
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    """The pipeline's TFX graph; node ids are pipeline.constants.NodeId."""
     example_gen = tfx.components.ImportExampleGen(
         input_base=config.data_root,
         input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name="train", pattern="train/*.tfrecord"),
-            tfx.proto.Input.Split(name="eval", pattern="eval/*.tfrecord"),
-        ]))
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+            tfx.proto.Input.Split(name=split, pattern=f"{split}/*.tfrecord")
+            for split in (TRAIN_SPLIT, EVAL_SPLIT)
+        ])).with_id(NodeId.EXAMPLE_GEN)
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["examples"]).with_id(NodeId.STATISTICS_GEN)
     schema_gen = tfx.components.ImportSchemaGen(
-        schema_file=config.schema_file or str(schema.SCHEMA_FILE))
+        schema_file=config.schema_file or str(schema.SCHEMA_FILE)).with_id(NodeId.SCHEMA_GEN)
     example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
-    anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"]).with_id(NodeId.EXAMPLE_VALIDATOR)
+    anomalies_gate = AnomaliesGate(
+        anomalies=example_validator.outputs["anomalies"]).with_id(NodeId.ANOMALIES_GATE)
 
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        disable_statistics=True)  # StatisticsGen already profiles the raw data
+        disable_statistics=True).with_id(NodeId.TRANSFORM)  # StatisticsGen profiles the data
     transform.add_upstream_node(anomalies_gate)
 
     training_args = dict(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]))
+        train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT]),
+        eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT]))
     custom_config = dataclasses.asdict(config.training)
     components = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate,
                   transform]
@@ -122,7 +127,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         else:
             tuner = tfx.components.Tuner(tuner_fn=TUNER_FN, custom_config=custom_config,
                                          **training_args)
-        components.append(tuner)
+        components.append(tuner.with_id(NodeId.TUNER))
         hyperparameters = tuner.outputs["best_hyperparameters"]
     if vertex:
         trainer = tfx.extensions.google_cloud_ai_platform.Trainer(
@@ -132,6 +137,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     else:
         trainer = tfx.components.Trainer(run_fn=RUN_FN, hyperparameters=hyperparameters,
                                          custom_config=custom_config, **training_args)
+    trainer = trainer.with_id(NodeId.TRAINER)
 
     models = dict(model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
                   model_blessing=tfx.dsl.Channel(
@@ -142,16 +148,18 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     else:
         baseline_resolver = tfx.dsl.Resolver(strategy_class=LatestBlessedBaselineStrategy,
                                              candidate=trainer.outputs["model"], **models)
-    baseline_resolver = baseline_resolver.with_id("latest_blessed_model_resolver")
+    baseline_resolver = baseline_resolver.with_id(NodeId.BASELINE_RESOLVER)
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-        baseline_model=baseline_resolver.outputs["model"], eval_config=eval_config(config))
-    infra_validator = InfraValidator(model=trainer.outputs["model"],
-                                     examples=example_gen.outputs["examples"])
+        baseline_model=baseline_resolver.outputs["model"],
+        eval_config=eval_config(config)).with_id(NodeId.EVALUATOR)
+    infra_validator = LoadAndQueryValidator(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"]).with_id(NodeId.INFRA_VALIDATOR)
     pusher = AtomicPusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         infra_blessing=infra_validator.outputs["blessing"],
-        base_directory=config.serving_model_dir).with_id("Pusher")
+        base_directory=config.serving_model_dir).with_id(NodeId.PUSHER)
     components += [trainer, baseline_resolver, evaluator, infra_validator, pusher]
     if config.mobile_model_dir:
         components.append(MobileExport(
@@ -160,7 +168,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
             model_blessing=evaluator.outputs["blessing"],
             pushed_model=pusher.outputs["pushed_model"],
             mobile_model_dir=config.mobile_model_dir, data_span=config.data_span,
-            config_json=json.dumps(dataclasses.asdict(config.mobile))))
+            config_json=json.dumps(dataclasses.asdict(config.mobile))
+        ).with_id(NodeId.MOBILE_EXPORT))
     if config.resources:
         _set_resources(components, config.resources)
 

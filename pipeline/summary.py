@@ -13,6 +13,8 @@ import os
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline.constants import EVAL_METRICS, GATED_METRIC, NodeId
+
 _STATE_NAMES = {
     metadata_store_pb2.Execution.COMPLETE: "ran",
     metadata_store_pb2.Execution.CACHED: "cached",
@@ -20,8 +22,7 @@ _STATE_NAMES = {
     metadata_store_pb2.Execution.RUNNING: "running",
 }
 _RESOLVER_TYPE = "tfx.dsl.components.common.resolver.Resolver"
-METRICS = ("example_count", "auc", "binary_accuracy", "calibration", "mean_label",
-           "mean_prediction", "auc_diff")  # auc_diff: against the baseline, when there is one
+METRICS = (*EVAL_METRICS.values(), f"{EVAL_METRICS[GATED_METRIC]}_diff")
 
 
 @dataclasses.dataclass
@@ -155,21 +156,21 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict:
         if store.get_execution_types_by_id([execution.type_id])[0].name == _RESOLVER_TYPE:
             resolvers.add(node)
 
-    if statistics := outputs.get("StatisticsGen", {}).get("statistics"):
+    if statistics := outputs.get(NodeId.STATISTICS_GEN, {}).get("statistics"):
         summary["rows"] = _split_rows(statistics[0])
-    if blessing := outputs.get("Evaluator", {}).get("blessing"):
-        evaluation = outputs["Evaluator"]["evaluation"][0]
+    if blessing := outputs.get(NodeId.EVALUATOR, {}).get("blessing"):
+        evaluation = outputs[NodeId.EVALUATOR]["evaluation"][0]
         summary["eval_metrics"], summary["validation"] = _evaluation(evaluation.uri)
         summary["blessed"] = _custom(blessing[0], "blessed") == 1
         summary["baseline_model"] = _custom(blessing[0], "baseline_model")  # URI or None
-    if infra := outputs.get("InfraValidator", {}).get("blessing"):
+    if infra := outputs.get(NodeId.INFRA_VALIDATOR, {}).get("blessing"):
         summary["infra_validation"] = {"ok": _custom(infra[0], "blessed") == 1,
                                        "detail": _custom(infra[0], "reason")}
-    if pushed := outputs.get("Pusher", {}).get("pushed_model"):
+    if pushed := outputs.get(NodeId.PUSHER, {}).get("pushed_model"):
         summary["pushed"] = _custom(pushed[0], "pushed") == 1
         summary["pushed_destination"] = _custom(pushed[0], "pushed_destination")
         summary["pushed_version"] = _custom(pushed[0], "pushed_version")
-    if mobile := outputs.get("MobileExport", {}).get("mobile_models"):
+    if mobile := outputs.get(NodeId.MOBILE_EXPORT, {}).get("mobile_models"):
         summary["mobile"] = _mobile(mobile[0])
     summary["all_cached"] = all(c["state"] == "cached" for c in summary["components"]
                                 if c["component"] not in resolvers)

@@ -29,7 +29,8 @@ def _run(output_dir: pathlib.Path, extra: list[str], log: pathlib.Path) -> tuple
     seconds = time.monotonic() - started
     if code != 0:
         sys.exit(f"run failed (exit {code}); see {log}")
-    summaries = sorted((output_dir / "runs").glob("*/summary.json"), key=lambda p: p.stat().st_mtime)
+    summaries = sorted((output_dir / "runs").glob("*/summary.json"),
+                       key=lambda p: p.stat().st_mtime)
     return seconds, json.loads(summaries[-1].read_text())
 
 
@@ -53,7 +54,7 @@ def main(argv: list[str]) -> int:
               flush=True)
 
     print("\ncomponent                        cold (s)   re-run")
-    for component, (state, seconds) in results["cold"]["components"].items():
+    for component, (_, seconds) in results["cold"]["components"].items():
         again = results["cached"]["components"].get(component, ["-", 0.0])
         print(f"  {component:<32} {seconds:7.1f}   {again[0]} {again[1]:.1f}")
     cold = results["cold"]

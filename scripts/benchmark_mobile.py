@@ -20,7 +20,7 @@ import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
 from mobile import convert
-from models.model import MODEL_NAME
+from models.constants import MODEL_NAME
 from pipeline.summary import open_store
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

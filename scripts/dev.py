@@ -24,7 +24,8 @@ import venv
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 REQUIREMENTS = ROOT / "requirements"
-LOCK, TFX, SOURCES = REQUIREMENTS / "lock.txt", REQUIREMENTS / "tfx.txt", REQUIREMENTS / "requirements.in"
+LOCK, TFX = REQUIREMENTS / "lock.txt", REQUIREMENTS / "tfx.txt"
+SOURCES = REQUIREMENTS / "requirements.in"
 STAMP = VENV / ".installed"
 UV_VERSION = "0.13.9"
 

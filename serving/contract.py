@@ -13,13 +13,19 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
-from models.export import CLASSIFY_METHOD, CLASSIFY_SIGNATURE
-from models.model import OUTPUT_KEY
+from models.constants import (
+    CLASSIFY_INPUT,
+    CLASSIFY_METHOD,
+    CLASSIFY_OUTPUTS,
+    CLASSIFY_SIGNATURE,
+    EXAMPLES_INPUT,
+    EXAMPLES_SIGNATURE,
+    OUTPUT_KEY,
+    PREDICT_METHOD,
+    PREDICT_SIGNATURE,
+)
 from transforms import features as F
 
-PREDICT_METHOD = "tensorflow/serving/predict"
-PREDICT_SIGNATURE = "serving_default"
-EXAMPLES_SIGNATURE = "serving_examples"  # what TFMA (Evaluator) feeds serialized tf.Examples
 SERVE_TAG = "serve"
 _DTYPES = {str: types_pb2.DT_STRING, int: types_pb2.DT_INT64, float: types_pb2.DT_FLOAT}
 
@@ -71,10 +77,11 @@ def _check_classify(sig: meta_graph_pb2.SignatureDef) -> list[str]:
     if sig.method_name != CLASSIFY_METHOD:
         problems.append(f"{CLASSIFY_SIGNATURE}: method {sig.method_name!r}, expected "
                         f"{CLASSIFY_METHOD!r}")
-    if list(sig.inputs) != ["inputs"] or sig.inputs["inputs"].dtype != types_pb2.DT_STRING:
+    if (list(sig.inputs) != [CLASSIFY_INPUT]
+            or sig.inputs[CLASSIFY_INPUT].dtype != types_pb2.DT_STRING):
         problems.append(f"{CLASSIFY_SIGNATURE}: needs exactly one DT_STRING input named "
-                        f"'inputs' (serialized tf.Examples)")
-    expected = {"classes": types_pb2.DT_STRING, "scores": types_pb2.DT_FLOAT}
+                        f"'{CLASSIFY_INPUT}' (serialized tf.Examples)")
+    expected = dict(zip(CLASSIFY_OUTPUTS, (types_pb2.DT_STRING, types_pb2.DT_FLOAT), strict=True))
     for key, dtype in expected.items():
         if key not in sig.outputs or sig.outputs[key].dtype != dtype:
             problems.append(f"{CLASSIFY_SIGNATURE}: needs output {key!r} of "
@@ -83,9 +90,10 @@ def _check_classify(sig: meta_graph_pb2.SignatureDef) -> list[str]:
 
 
 def _check_examples(sig: meta_graph_pb2.SignatureDef) -> list[str]:
-    if (list(sig.inputs) != ["examples"] or sig.inputs["examples"].dtype != types_pb2.DT_STRING
+    if (list(sig.inputs) != [EXAMPLES_INPUT]
+            or sig.inputs[EXAMPLES_INPUT].dtype != types_pb2.DT_STRING
             or OUTPUT_KEY not in sig.outputs):
-        return [f"{EXAMPLES_SIGNATURE}: needs one DT_STRING input 'examples' and output "
+        return [f"{EXAMPLES_SIGNATURE}: needs one DT_STRING input '{EXAMPLES_INPUT}' and output "
                 f"'{OUTPUT_KEY}' (TFMA feeds it serialized tf.Examples)"]
     return []
 

@@ -18,12 +18,17 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import (classification_pb2, model_pb2, predict_pb2,
-                                     prediction_log_pb2)
+from tensorflow_serving.apis import classification_pb2, model_pb2, predict_pb2, prediction_log_pb2
 
-from models.export import CLASSIFY_SIGNATURE
-from models.model import OUTPUT_KEY
-from serving import codec, contract
+from models.constants import (
+    CLASSIFY_INPUT,
+    CLASSIFY_OUTPUTS,
+    CLASSIFY_SIGNATURE,
+    OUTPUT_KEY,
+    PREDICT_SIGNATURE,
+)
+from serving import contract
+from transforms import codec
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 WARMUP_DIR = "assets.extra"  # where TF Serving looks for WARMUP_FILE inside a version
@@ -41,7 +46,7 @@ def build(serialized_examples: list[bytes], model_name: str = "") -> list:
     logs, start = [], 0
     for batch in PREDICT_BATCHES:
         request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
-            name=model_name, signature_name=contract.PREDICT_SIGNATURE))
+            name=model_name, signature_name=PREDICT_SIGNATURE))
         for key, proto in codec.tensor_protos(
                 {k: v[start:start + batch] for k, v in columns.items()}).items():
             request.inputs[key].CopyFrom(proto)
@@ -94,7 +99,7 @@ def replay(loaded, logs: list) -> list[str]:
                 inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
                 batch = len(next(iter(inputs.values())))
                 signature = loaded.signatures[request.model_spec.signature_name
-                                              or contract.PREDICT_SIGNATURE]
+                                              or PREDICT_SIGNATURE]
                 problem = _probabilities_problem(
                     signature(**{k: tf.constant(v) for k, v in inputs.items()})[OUTPUT_KEY]
                     .numpy(), batch)
@@ -102,8 +107,8 @@ def replay(loaded, logs: list) -> list[str]:
                 request = log.classify_log.request
                 examples = [e.SerializeToString() for e in request.input.example_list.examples]
                 out = loaded.signatures[request.model_spec.signature_name](
-                    inputs=tf.constant(examples))
-                scores = out["scores"].numpy()
+                    **{CLASSIFY_INPUT: tf.constant(examples)})
+                scores = out[CLASSIFY_OUTPUTS[1]].numpy()
                 problem = (f"scores shape {scores.shape}" if scores.shape != (len(examples), 2)
                            else _probabilities_problem(scores[:, 1], len(examples)))
                 if problem is None and not np.allclose(scores.sum(axis=1), 1, atol=1e-5):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 
 LABEL_KEY = "delayed"
 """1 when the flight arrived 15+ minutes late or never arrived (cancelled/diverted)."""
@@ -20,6 +21,11 @@ LABEL_CLASSES: tuple[str, str] = ("on_time", "delayed")
 
 MISSING_CATEGORY = "__missing__"
 """What a missing categorical becomes before its vocabulary lookup (e.g. an unknown plane)."""
+
+
+DTYPE_NAMES: dict[type, str] = {str: "string", int: "int64", float: "float32"}
+"""Registry dtype -> the TensorFlow/NumPy dtype name that carries it everywhere: tf.Example
+lists (bytes/int64/float), serving tensors, the TFLite contract."""
 
 
 class Kind(enum.Enum):
@@ -44,12 +50,27 @@ class Feature:
     log: bool = False  # NUMERIC: log1p before z-scoring (long-tailed, non-negative)
     min_value: float | None = None  # schema value range, checked by ExampleValidator
     max_value: float | None = None
+    # CATEGORICAL text: the closed list of allowed values (a new value stops the run at
+    # ExampleValidator); empty = open, new values share the OOV bucket.
+    domain: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.dtype not in DTYPE_NAMES:
+            raise ValueError(f"feature {self.name!r}: dtype must be one of str, int, float")
+        if self.optional and self.dtype is int:
+            raise ValueError(f"feature {self.name!r}: an int feature cannot be optional, "
+                             "dense requests have no missing marker for integers")
+        if self.domain and (self.kind is not Kind.CATEGORICAL or self.dtype is not str):
+            raise ValueError(f"feature {self.name!r}: only text categoricals take a domain")
 
 
 FEATURES: tuple[Feature, ...] = (
     # The flight as scheduled.
-    Feature("carrier", str, Kind.CATEGORICAL, "Two-letter airline code, e.g. UA."),
-    Feature("origin", str, Kind.CATEGORICAL, "New York airport: EWR, JFK or LGA."),
+    Feature("carrier", str, Kind.CATEGORICAL, "Two-letter airline code, e.g. UA.",
+            domain=("9E", "AA", "AS", "B6", "DL", "EV", "F9", "FL", "HA", "MQ", "OO", "UA",
+                    "US", "VX", "WN", "YV")),
+    Feature("origin", str, Kind.CATEGORICAL, "New York airport: EWR, JFK or LGA.",
+            domain=("EWR", "JFK", "LGA")),
     Feature("dest", str, Kind.CATEGORICAL, "Destination airport FAA code, e.g. IAH."),
     Feature("distance", float, Kind.NUMERIC, "Miles between airports.", log=True,
             min_value=1, max_value=6000),
@@ -71,7 +92,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature("plane_engines", float, Kind.NUMERIC, "Number of engines.", optional=True,
             min_value=1, max_value=8),
     Feature("plane_type", str, Kind.CATEGORICAL, "e.g. Fixed wing multi engine.",
-            optional=True),
+            optional=True, domain=("Fixed wing multi engine", "Fixed wing single engine",
+                                   "Rotorcraft")),
     Feature("plane_manufacturer", str, Kind.CATEGORICAL, "e.g. EMBRAER.", optional=True,
             top_k=30),
     # Hourly weather at the origin at the scheduled departure hour.
@@ -120,24 +142,81 @@ SLICE_KEYS: tuple[str, ...] = ("carrier", "origin", "month")
 BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 
 
+# --- Derived names: every Transform output and vocabulary is named here -----------------------
+
 def transformed_name(key: str) -> str:
     """Name of a Transform output derived from raw feature `key`."""
     return f"{key}_xf"
 
 
+def missing_indicator_name(name: str) -> str:
+    """Transform output of an optional NUMERIC feature: 1.0 where the value is absent."""
+    return transformed_name(f"{name}_missing")
+
+
+def clock_names(name: str) -> tuple[str, str]:
+    """Transform outputs of a CLOCK feature: sine and cosine of its minute of the day."""
+    return transformed_name(f"{name}_sin"), transformed_name(f"{name}_cos")
+
+
+def clock_hour_key(name: str) -> str:
+    """The hour of a CLOCK feature, a categorical of its own (vocabulary and output key)."""
+    return f"{name}_hour"
+
+
 def cross_name(keys: tuple[str, ...]) -> str:
+    """Key of a categorical cross (vocabulary and, through transformed_name, its output)."""
     return "_x_".join(keys)
+
+
+def vocabulary_names() -> tuple[str, ...]:
+    """Every vocabulary Transform computes, by file name: each CATEGORICAL feature, each
+    CLOCK feature's hour and each cross (TFTransformOutput.vocabulary_by_name reads them)."""
+    return (tuple(f.name for f in of_kind(Kind.CATEGORICAL))
+            + tuple(clock_hour_key(f.name) for f in of_kind(Kind.CLOCK))
+            + tuple(cross_name(keys) for keys in CROSSES))
 
 
 def of_kind(kind: Kind) -> tuple[Feature, ...]:
     return tuple(f for f in FEATURES if f.kind is kind)
 
 
-def tf_dtype(dtype: type):
-    """The TensorFlow dtype that carries a registry dtype (str, int or float)."""
-    import tensorflow as tf
+# --- Dtypes and the missing-value marker ------------------------------------------------------
 
-    return {str: tf.string, int: tf.int64, float: tf.float32}[dtype]
+def tf_dtype(dtype: type):
+    """The tf.DType that carries a registry dtype (str, int or float): tf.string, tf.int64,
+    tf.float32."""
+    import tensorflow as tf  # deferred: this module is imported by light code paths
+
+    return tf.as_dtype(DTYPE_NAMES[dtype])
+
+
+def numpy_dtype(dtype: type):
+    """The NumPy dtype of a column of a registry dtype: object (bytes or str), int64, float32."""
+    import numpy as np
+
+    return np.dtype(object if dtype is str else DTYPE_NAMES[dtype])
+
+
+MISSING_MARKERS: dict[type, object] = {str: "", float: math.nan}
+"""What an absent optional value is in a dense [batch] request (TF Serving predict rows and
+columns, the TFLite inputs): "" for text, NaN for numbers. In tf.Examples (classify requests,
+training data) an absent value is an absent feature. int features are never optional."""
+
+
+def missing_value(feature: Feature) -> object:
+    """The dense missing marker of an optional feature (see MISSING_MARKERS)."""
+    return MISSING_MARKERS[feature.dtype]
+
+
+def is_missing(feature: Feature, value: object) -> bool:
+    """Whether a raw Python value means "absent" for `feature`: None, "" (the text marker, or
+    an empty CSV cell for a number) or NaN."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return value == ""
+    return isinstance(value, float) and math.isnan(value)
 
 
 def raw_feature_spec() -> dict:

@@ -1,16 +1,77 @@
-"""The curated schema, shipped as package data so the Kubeflow image has it too."""
+"""The curated schema: derived from the feature registry, shipped as package data.
+
+ImportSchemaGen and the Kubeflow image read the file `schema/schema.pbtxt`; the registry
+(transforms/features.py) is its source. After changing the registry, regenerate the file with
+`.venv/bin/python -m transforms.schema` and review the diff; a test fails while the two
+disagree.
+
+What the registry states becomes TFDV schema terms (tensorflow_metadata schema.proto):
+dtype -> type (BYTES/INT/FLOAT); required -> presence min_fraction 1 and shape [1]; optional ->
+presence min_count 0 and value_count [1, 1]; plausible range -> int_domain/float_domain;
+closed `domain` -> a string_domain ExampleValidator enforces; the label is a bool, absent in
+the SERVING environment.
+"""
 
 from __future__ import annotations
 
 import pathlib
+import sys
+
+from transforms import features as F
 
 SCHEMA_DIR = pathlib.Path(__file__).parent / "schema"
 SCHEMA_FILE = SCHEMA_DIR / "schema.pbtxt"
+TRAINING, SERVING = "TRAINING", "SERVING"
+_HEADER = ("# Generated from transforms/features.py by `python -m transforms.schema`; "
+           "do not edit by hand.\n")
+
+
+def build():
+    """The schema the registry states, as a tensorflow_metadata Schema proto."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    types = {str: schema_pb2.BYTES, int: schema_pb2.INT, float: schema_pb2.FLOAT}
+    schema = schema_pb2.Schema(default_environment=[TRAINING, SERVING])
+    for f in F.FEATURES:
+        entry = schema.feature.add(name=f.name, type=types[f.dtype])
+        if f.optional:
+            entry.presence.min_count = 0
+            entry.value_count.min = entry.value_count.max = 1
+        else:
+            entry.presence.min_fraction, entry.presence.min_count = 1.0, 1
+            entry.shape.dim.add(size=1)
+        if f.domain:
+            entry.domain = f.name
+            schema.string_domain.add(name=f.name, value=f.domain)
+        if f.min_value is not None or f.max_value is not None:
+            domain = entry.int_domain if f.dtype is int else entry.float_domain
+            if f.min_value is not None:
+                domain.min = f.min_value
+            if f.max_value is not None:
+                domain.max = f.max_value
+    label = schema.feature.add(name=F.LABEL_KEY, type=schema_pb2.INT,
+                               not_in_environment=[SERVING])
+    label.bool_domain.SetInParent()
+    label.presence.min_fraction, label.presence.min_count = 1.0, 1
+    label.shape.dim.add(size=1)
+    return schema
 
 
 def load():
-    """The curated schema as a tensorflow_metadata Schema proto."""
+    """The schema file as a tensorflow_metadata Schema proto."""
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     return text_format.Parse(SCHEMA_FILE.read_text(), schema_pb2.Schema())
+
+
+def write(path: pathlib.Path = SCHEMA_FILE) -> None:
+    """Writes build() as text proto to `path`."""
+    from google.protobuf import text_format
+
+    path.write_text(_HEADER + text_format.MessageToString(build()))
+
+
+if __name__ == "__main__":
+    write(pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else SCHEMA_FILE)
+    print(f"wrote {sys.argv[1] if len(sys.argv) > 1 else SCHEMA_FILE}")

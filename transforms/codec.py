@@ -1,37 +1,26 @@
 """Raw feature rows <-> the request formats TF Serving speaks (REST JSON, TensorProto,
-tf.Example), derived from the feature registry so clients, warmup and the dev server agree.
+tf.Example), derived from the feature registry so clients, warmup, the dev server and the
+TFLite measurements agree.
 
-An absent optional value travels as NaN (numbers) or "" (text) in predict requests, and as an
-absent feature in tf.Examples (classify requests).
+An absent optional value travels as the registry's dense marker (NaN or "", see
+features.MISSING_MARKERS) in predict requests, and as an absent feature in tf.Examples
+(classify requests). Rows and columns need only NumPy; the tf.Example and TensorProto
+helpers import TensorFlow when called.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from transforms import features as F
-
-_NUMPY = {str: object, int: np.int64, float: np.float32}
+from transforms.features import is_missing, missing_value
 
 
 class InvalidRow(ValueError):
     """A row that cannot become a request; the message names the row and the feature."""
-
-
-def missing_value(feature: F.Feature) -> Any:
-    return "" if feature.dtype is str else math.nan
-
-
-def is_missing(feature: F.Feature, value: Any) -> bool:
-    if value is None or (isinstance(value, str) and value == "" and feature.dtype is not str):
-        return True
-    if feature.dtype is str:
-        return value == ""
-    return isinstance(value, float) and math.isnan(value)
 
 
 def _coerce(feature: F.Feature, value: Any, where: str) -> Any:
@@ -75,11 +64,14 @@ def columns_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, np.ndarray
                 columns[feature.name].append(_coerce(feature, value, f"row {index}"))
     if not count:
         raise InvalidRow("no rows to send")
-    return {f.name: np.array(columns[f.name], dtype=_NUMPY[f.dtype]) for f in F.FEATURES}
+    return {f.name: np.array(columns[f.name], dtype=F.numpy_dtype(f.dtype))
+            for f in F.FEATURES}
 
 
 def columns_from_examples(serialized: list[bytes]) -> dict[str, np.ndarray]:
     """Serialized raw tf.Examples -> columns with missing markers (what a client would send)."""
+    import tensorflow as tf
+
     spec = {}
     for f in F.FEATURES:
         default = missing_value(f) if f.optional else None
@@ -94,7 +86,7 @@ def rows_from_columns(columns: Mapping[str, np.ndarray]) -> list[dict[str, Any]]
     size = len(next(iter(columns.values())))
     rows = [{} for _ in range(size)]
     for f in F.FEATURES:
-        for row, value in zip(rows, columns[f.name]):
+        for row, value in zip(rows, columns[f.name], strict=True):
             row[f.name] = (value.decode() if isinstance(value, bytes) else
                            value if f.dtype is str else
                            int(value) if f.dtype is int else float(value))
@@ -103,6 +95,8 @@ def rows_from_columns(columns: Mapping[str, np.ndarray]) -> list[dict[str, Any]]
 
 def tensor_protos(columns: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """Columns -> TensorProtos keyed by input name (gRPC PredictRequest.inputs)."""
+    import tensorflow as tf
+
     protos = {}
     for f in F.FEATURES:
         values = columns[f.name]
@@ -114,8 +108,10 @@ def tensor_protos(columns: Mapping[str, np.ndarray]) -> dict[str, Any]:
     return protos
 
 
-def examples_from_columns(columns: Mapping[str, np.ndarray]) -> list[tf.train.Example]:
-    """Columns -> tf.Examples with missing values left out (Classify requests)."""
+def examples_from_columns(columns: Mapping[str, np.ndarray]) -> list:
+    """Columns -> tf.train.Examples with missing values left out (Classify requests)."""
+    import tensorflow as tf
+
     examples = []
     for row in rows_from_columns(columns):
         example = tf.train.Example()
