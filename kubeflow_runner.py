@@ -5,26 +5,34 @@
         --image us-central1-docker.pkg.dev/my-project/ml/flight-delay:1.0.0 [--beam dataflow] \\
         [--vertex-training] [--submit | --submit --kfp-host https://kfp.example.com]
 
-Every setting is a flag or an environment variable FLIGHT_DELAY_<FLAG> (e.g.
-FLIGHT_DELAY_PROJECT); flags win. `--bucket-root` fills in the pipeline root, data root and
-push destinations; each can be set on its own instead. Without --submit this only compiles
-(Vertex: PipelineJob JSON; --kfp-host: KFP pipeline-spec YAML) and prints where it wrote it.
+Every setting is a flag or an environment variable FLIGHT_DELAY_<SETTING> (e.g.
+FLIGHT_DELAY_PROJECT, FLIGHT_DELAY_TUNE=false for --no-tune); flags win. `--bucket-root` fills
+in the pipeline root, data root and push destinations; each can be set on its own instead.
+Without --submit this only compiles (Vertex: PipelineJob JSON; --kfp-host: KFP pipeline-spec
+YAML) and prints where it wrote it.
 
 The same `create_pipeline` as the local runner; this file holds only paths, orchestrator and
 Beam settings. User code runs from the image by dotted module path.
+
+Each setting is stated once, as a field of `ProductionSettings` (default and help); the click
+command is generated from those fields, so `--help` shows every option, its default and its
+environment variable.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from models.model import MODEL_NAME
-from models.training import DISTRIBUTIONS, TrainingConfig
+import click
+
+from models.config import DISTRIBUTIONS, TrainingConfig
+from models.constants import MODEL_NAME
 from pipeline.config import Baseline, PipelineConfig, Resources, VertexTraining
+from pipeline.constants import NodeId
 
 ENV_PREFIX = "FLIGHT_DELAY_"
 PIPELINE_NAME = MODEL_NAME.replace("_", "-")  # KFP v2 names: [a-z0-9][a-z0-9-]*
@@ -32,46 +40,86 @@ IMAGE_SOURCE_DIR = "/pipeline"  # where the Dockerfile copies the project inside
 IMAGE_SCHEMA_FILE = f"{IMAGE_SOURCE_DIR}/transforms/schema/schema.pbtxt"
 BEAM_RUNNERS = ("direct", "dataflow", "portable")
 REMOTE_SCHEMES = ("gs://", "s3://", "hdfs://")
+BEAM_TEMP_DIR = "beam-tmp"  # Dataflow's temp location under the pipeline root, unless set
 
 # CPU (vCPU) and memory (GiB) limits per component on Vertex / KFP. With Beam on Dataflow or
 # a cluster the Beam-heavy components only drive jobs and need less.
 RESOURCES = {
-    "direct": {"StatisticsGen": Resources(4, 16), "Transform": Resources(8, 32),
-               "Evaluator": Resources(8, 32), "Tuner": Resources(8, 32),
-               "Trainer": Resources(8, 32), "InfraValidator": Resources(2, 8),
-               "MobileExport": Resources(4, 16)},
-    "remote": {"Tuner": Resources(8, 32), "Trainer": Resources(8, 32),
-               "InfraValidator": Resources(2, 8), "MobileExport": Resources(4, 16)},
+    "direct": {NodeId.STATISTICS_GEN: Resources(4, 16), NodeId.TRANSFORM: Resources(8, 32),
+               NodeId.EVALUATOR: Resources(8, 32), NodeId.TUNER: Resources(8, 32),
+               NodeId.TRAINER: Resources(8, 32), NodeId.INFRA_VALIDATOR: Resources(2, 8),
+               NodeId.MOBILE_EXPORT: Resources(4, 16)},
+    "remote": {NodeId.TUNER: Resources(8, 32), NodeId.TRAINER: Resources(8, 32),
+               NodeId.INFRA_VALIDATOR: Resources(2, 8), NodeId.MOBILE_EXPORT: Resources(4, 16)},
 }
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a setting: `dataflow_max_workers` -> `--dataflow-max-workers`."""
+    return "--" + name.replace("_", "-")
+
+
+def env_var(name: str) -> str:
+    """The environment variable of a setting: `project` -> `FLIGHT_DELAY_PROJECT`."""
+    return ENV_PREFIX + name.upper()
+
+
+def setting(default: Any = dataclasses.MISSING, help: str = "", *, option: str | None = None,
+            choices: Sequence[str] | None = None, under_bucket_root: str | None = None) -> Any:
+    """A ProductionSettings field; its default and help are also its command-line option's
+    (help describes the option: `--no-tune` "skip Tuner").
+
+    option: the flag when not `flag(field name)` (`--no-tune` sets `tune` to False);
+    choices: the allowed values; under_bucket_root: the default path beneath --bucket-root.
+    """
+    return dataclasses.field(default=default, metadata={
+        "help": help, "option": option, "choices": choices, "under_bucket_root": under_bucket_root})
 
 
 @dataclasses.dataclass(frozen=True)
 class ProductionSettings:
-    """What a production compile needs; see `--help` for each field."""
+    """What a production compile needs. Each field is one option of the command line, and
+    states its default and help once: `--help` and the flags are generated from these fields."""
 
-    image: str
-    pipeline_root: str
-    data_root: str
-    serving_model_dir: str
-    mobile_model_dir: str
-    project: str | None = None
-    region: str | None = None
-    service_account: str | None = None
-    beam: str = "direct"
-    dataflow_temp_location: str | None = None
-    dataflow_machine_type: str = "n1-standard-4"
-    dataflow_max_workers: int = 10
-    dataflow_disk_gb: int = 50
-    portable_job_endpoint: str | None = None
-    portable_environment: str = "EXTERNAL:localhost:50000"
-    vertex_training: bool = False
-    training_machine_type: str = "n1-standard-8"
-    training_replicas: int = 1
-    distribution: str = "none"
-    tune: bool = True
-    enable_cache: bool = True
-    kfp_host: str | None = None
-    output_dir: str = "build"
+    image: str = setting(help="the pipeline image (see Dockerfile)")
+    pipeline_root: str = setting(help="where TFX writes artifacts",
+                                 under_bucket_root="pipeline_root")
+    data_root: str = setting(help="prepared spans {train,eval}/*.tfrecord",
+                             under_bucket_root="data")
+    serving_model_dir: str = setting(help="Pusher's destination, polled by TF Serving",
+                                     under_bucket_root=f"serving_model/{MODEL_NAME}")
+    mobile_model_dir: str = setting(help="where TFLite variants are published for mobile builds",
+                                    under_bucket_root=f"mobile/{MODEL_NAME}")
+    project: str | None = setting(None, "GCP project (Vertex, Dataflow)")
+    region: str | None = setting(None, "GCP region (Vertex, Dataflow)")
+    service_account: str | None = setting(None, "service account the pipeline (and Dataflow) "
+                                                "run as")
+    beam: str = setting("direct", "direct: in each step's container; dataflow; portable: Flink "
+                                  "or Spark job server", choices=BEAM_RUNNERS)
+    dataflow_temp_location: str | None = setting(
+        None, f"Dataflow's temp files (default <pipeline-root>/{BEAM_TEMP_DIR})")
+    dataflow_machine_type: str = setting("n1-standard-4", "Dataflow worker machine type")
+    dataflow_max_workers: int = setting(10, "Dataflow autoscaling limit")
+    dataflow_disk_gb: int = setting(50, "disk of each Dataflow worker, GB")
+    portable_job_endpoint: str | None = setting(None, "Flink/Spark job server host:port")
+    portable_environment: str = setting(
+        "EXTERNAL:localhost:50000", "TYPE:CONFIG of the SDK harness; EXTERNAL = a worker-pool "
+        "sidecar running the image; DOCKER: uses the image")
+    vertex_training: bool = setting(False, "run Tuner and Trainer as Vertex AI custom jobs")
+    # Defaults of the pipeline's own config classes are stated there.
+    training_machine_type: str = setting(VertexTraining.machine_type,
+                                         "Vertex training machine type")
+    training_replicas: int = setting(VertexTraining.replica_count, "Vertex training replicas "
+                                     "(> 1 with multi_worker_mirrored)")
+    distribution: str = setting(TrainingConfig.distribution,
+                                "tf.distribute strategy for Trainer and Tuner",
+                                choices=DISTRIBUTIONS)
+    tune: bool = setting(True, "skip Tuner (train with the search space defaults)",
+                         option="--no-tune")
+    enable_cache: bool = setting(True, "run every step, even if cached", option="--no-cache")
+    kfp_host: str | None = setting(None, "submit to this Kubeflow Pipelines endpoint instead of "
+                                         "Vertex AI")
+    output_dir: str = setting("build", "where the compiled spec is written")
 
     @property
     def spec_file(self) -> str:
@@ -84,24 +132,28 @@ class SettingsError(ValueError):
 
 
 def problems(s: ProductionSettings, submit: bool) -> list[str]:
+    """Every setting this preset lacks or that cannot work, one line each."""
     found = []
 
-    def need(value: Any, flag: str, why: str) -> None:
+    def need(value: Any, name: str, why: str) -> None:
         if value in (None, ""):
-            found.append(f"--{flag} (or {ENV_PREFIX}{flag.upper().replace('-', '_')}): {why}")
+            found.append(f"{flag(name)} (or {env_var(name)}): {why}")
 
     need(s.image, "image", "the pipeline image every step runs in")
-    for value, flag in ((s.pipeline_root, "pipeline-root"), (s.data_root, "data-root"),
-                        (s.serving_model_dir, "serving-model-dir"),
-                        (s.mobile_model_dir, "mobile-model-dir")):
-        need(value, flag, "a bucket URI (or set --bucket-root)")
-        if value and not value.startswith(REMOTE_SCHEMES):
-            found.append(f"--{flag} must be a bucket URI ({', '.join(REMOTE_SCHEMES)}), got "
-                         f"{value!r}: steps run in containers that cannot see this machine")
-    if s.beam not in BEAM_RUNNERS:
-        found.append(f"--beam must be one of {', '.join(BEAM_RUNNERS)}, got {s.beam!r}")
-    if s.distribution not in DISTRIBUTIONS:
-        found.append(f"--distribution must be one of {', '.join(DISTRIBUTIONS)}")
+    for field in dataclasses.fields(ProductionSettings):
+        if field.metadata["under_bucket_root"]:
+            value = getattr(s, field.name)
+            need(value, field.name, "a bucket URI (or set --bucket-root)")
+            if value and not value.startswith(REMOTE_SCHEMES):
+                found.append(f"{flag(field.name)} must be a bucket URI "
+                             f"({', '.join(REMOTE_SCHEMES)}), got {value!r}: steps run in "
+                             "containers that cannot see this machine")
+    for name in ("dataflow_max_workers", "dataflow_disk_gb", "training_replicas"):
+        if getattr(s, name) < 1:
+            found.append(f"{flag(name)} must be at least 1, got {getattr(s, name)}")
+    if s.vertex_training and s.training_replicas > 1 and s.distribution != "multi_worker_mirrored":
+        found.append("--training-replicas above 1 needs --distribution multi_worker_mirrored, "
+                     f"got {s.distribution!r}: each replica would train alone")
     cloud_reasons = [reason for wanted, reason in (
         (s.beam == "dataflow", "Dataflow"), (s.vertex_training, "Vertex AI Training"),
         (submit and not s.kfp_host, "submitting to Vertex AI Pipelines")) if wanted]
@@ -109,7 +161,7 @@ def problems(s: ProductionSettings, submit: bool) -> list[str]:
         need(s.project, "project", f"needed for {', '.join(cloud_reasons)}")
         need(s.region, "region", f"needed for {', '.join(cloud_reasons)}")
     if s.beam == "portable":
-        need(s.portable_job_endpoint, "portable-job-endpoint",
+        need(s.portable_job_endpoint, "portable_job_endpoint",
              "the Flink or Spark job server, host:port")
     return found
 
@@ -118,7 +170,8 @@ def beam_args(s: ProductionSettings) -> tuple[str, ...]:
     """Beam presets: in-container DirectRunner, Dataflow, or a Flink/Spark job server."""
     if s.beam == "dataflow":
         args = ["--runner=DataflowRunner", f"--project={s.project}", f"--region={s.region}",
-                f"--temp_location={s.dataflow_temp_location or s.pipeline_root + '/beam-tmp'}",
+                "--temp_location="
+                + (s.dataflow_temp_location or f"{s.pipeline_root}/{BEAM_TEMP_DIR}"),
                 f"--machine_type={s.dataflow_machine_type}",
                 f"--max_num_workers={s.dataflow_max_workers}",
                 f"--disk_size_gb={s.dataflow_disk_gb}",
@@ -151,7 +204,7 @@ def pipeline_config(s: ProductionSettings) -> PipelineConfig:
         baseline=Baseline.LATEST_BLESSED, vertex_training=vertex,
         resources={node: r for node, r in
                    RESOURCES["direct" if s.beam == "direct" else "remote"].items()
-                   if s.tune or node != "Tuner"})
+                   if s.tune or node != NodeId.TUNER})
 
 
 def compile_pipeline(s: ProductionSettings) -> str:
@@ -200,71 +253,79 @@ def submit_kfp(s: ProductionSettings, spec_file: str, client_class: Callable | N
     return f"{s.kfp_host.rstrip('/')}/#/runs/details/{run.run_id}"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add = parser.add_argument
-    add("--bucket-root", help="gs://bucket/prefix: pipeline root, data, serving pushes beneath")
-    add("--pipeline-root", help="where TFX writes artifacts (default <bucket-root>/pipeline_root)")
-    add("--data-root", help="prepared spans {train,eval}/*.tfrecord (default <bucket-root>/data)")
-    add("--serving-model-dir", help="Pusher's destination, polled by TF Serving "
-                                    "(default <bucket-root>/serving_model/flight_delay)")
-    add("--mobile-model-dir", help="where TFLite variants are published for mobile builds "
-                                   "(default <bucket-root>/mobile/flight_delay)")
-    add("--image", help="the pipeline image (see Dockerfile)")
-    add("--project", help="GCP project (Vertex, Dataflow)")
-    add("--region", help="GCP region (Vertex, Dataflow)")
-    add("--service-account", help="service account the pipeline (and Dataflow) run as")
-    add("--beam", default="direct", choices=BEAM_RUNNERS,
-        help="direct: in each step's container; dataflow; portable: Flink or Spark job server")
-    add("--dataflow-temp-location", help="default <pipeline-root>/beam-tmp")
-    add("--dataflow-machine-type", default="n1-standard-4")
-    add("--dataflow-max-workers", type=int, default=10)
-    add("--dataflow-disk-gb", type=int, default=50)
-    add("--portable-job-endpoint", help="Flink/Spark job server host:port")
-    add("--portable-environment", default="EXTERNAL:localhost:50000",
-        help="TYPE:CONFIG of the SDK harness; EXTERNAL = a worker-pool sidecar running the "
-             "image; DOCKER: uses the image")
-    add("--vertex-training", action="store_true",
-        help="run Tuner and Trainer as Vertex AI custom jobs")
-    add("--training-machine-type", default="n1-standard-8")
-    add("--training-replicas", type=int, default=1)
-    add("--distribution", default="none", choices=sorted(DISTRIBUTIONS),
-        help="tf.distribute strategy for Trainer and Tuner")
-    add("--no-tune", dest="tune", action="store_false", help="skip Tuner")
-    add("--no-cache", dest="enable_cache", action="store_false")
-    add("--kfp-host", help="submit to this Kubeflow Pipelines endpoint instead of Vertex AI")
-    add("--output-dir", default="build", help="where the compiled spec is written")
-    add("--submit", action="store_true", help="submit after compiling")
-    return parser
+# ---- command line: generated from ProductionSettings' fields ----
+
+def _option(name: str, default: Any, help: str, flag_name: str | None = None,
+            choices: Sequence[str] | None = None) -> click.Option:
+    """An option with the setting's default; a bool setting is a flag that flips its default.
+    Its help ends with its environment variable and default, like click's own."""
+    kwargs: dict[str, Any] = {"type": click.Choice(choices)} if choices else {}
+    extra = [f"env var: {env_var(name)}"]
+    if isinstance(default, bool):
+        kwargs.update(is_flag=True, flag_value=not default)
+        extra[0] += f"={str(not default).lower()}"
+    elif default is not None:
+        extra.append(f"default: {default}")
+    return click.Option([flag_name or flag(name), name], default=default,
+                        help=f"{help}  [{'; '.join(extra)}]", **kwargs)
 
 
-def settings_from(argv: Sequence[str], environ: dict[str, str]
+def _command() -> click.Command:
+    """--bucket-root, one option per ProductionSettings field, and --submit."""
+    params = [_option("bucket_root", None, "gs://bucket/prefix: pipeline root, data, serving "
+                                           "and mobile pushes beneath")]
+    for field in dataclasses.fields(ProductionSettings):
+        meta = field.metadata
+        help_text = meta["help"]
+        if meta["under_bucket_root"]:
+            help_text += f" (default <bucket-root>/{meta['under_bucket_root']})"
+        params.append(_option(
+            field.name, None if field.default is dataclasses.MISSING else field.default,
+            help_text, flag_name=meta["option"], choices=meta["choices"]))
+    params.append(_option("submit", False, "submit after compiling"))
+    return click.Command(
+        "kubeflow_runner.py", params=params, help=__doc__.split("\n\n")[0],
+        epilog="Each option can be set by its environment variable instead; flags win over "
+               "environment variables, which win over defaults.",
+        context_settings={"max_content_width": 100})
+
+
+COMMAND = _command()
+
+
+def _parse(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Flag values, else environment values, else defaults, converted to each option's type.
+
+    The environment enters as click's `default_map`, which ranks below flags and above
+    defaults. Raises click.exceptions.Exit after printing --help, SettingsError otherwise.
+    """
+    from_environ = {p.name: environ[env_var(p.name)] for p in COMMAND.params
+                    if environ.get(env_var(p.name))}  # empty = unset, as click treats it
+    try:
+        ctx = COMMAND.make_context(COMMAND.name, list(argv), default_map=from_environ)
+    except click.BadParameter as e:
+        if e.ctx is not None and e.param is not None and e.param.name in from_environ and (
+                e.ctx.get_parameter_source(e.param.name)
+                is click.core.ParameterSource.DEFAULT_MAP):
+            e.param_hint = f"{env_var(e.param.name)} ({e.param.opts[0]})"
+        raise SettingsError(e.format_message()) from None
+    except click.UsageError as e:
+        raise SettingsError(f"{e.format_message()} (see --help)") from None
+    return ctx.params
+
+
+def settings_from(argv: Sequence[str], environ: Mapping[str, str]
                   ) -> tuple[ProductionSettings, bool]:
     """Flags, else FLIGHT_DELAY_* environment variables, else defaults; raises SettingsError
-    listing every missing or wrong setting."""
-    parser = _parser()
-    for action in parser._actions:  # environment variables become defaults
-        env = ENV_PREFIX + action.dest.upper()
-        if action.dest != "help" and env in environ:
-            raw = environ[env]
-            if isinstance(action, argparse._StoreTrueAction):
-                action.default = raw.lower() in ("1", "true", "yes")
-            elif isinstance(action, argparse._StoreFalseAction):
-                action.default = raw.lower() not in ("0", "false", "no")
-            else:
-                action.default = action.type(raw) if action.type else raw
-    args = vars(parser.parse_args(list(argv)))
-    submit, root = args.pop("submit"), args.pop("bucket_root")
+    listing every missing or wrong setting (click.exceptions.Exit after printing --help)."""
+    values = _parse(argv, environ)
+    submit, root = values.pop("submit"), values.pop("bucket_root")
     if root:
-        root = root.rstrip("/")
-        args["pipeline_root"] = args["pipeline_root"] or f"{root}/pipeline_root"
-        args["data_root"] = args["data_root"] or f"{root}/data"
-        args["serving_model_dir"] = (args["serving_model_dir"]
-                                     or f"{root}/serving_model/{MODEL_NAME}")
-        args["mobile_model_dir"] = args["mobile_model_dir"] or f"{root}/mobile/{MODEL_NAME}"
-    settings = ProductionSettings(**args)
+        for field in dataclasses.fields(ProductionSettings):
+            beneath = field.metadata["under_bucket_root"]
+            if beneath and not values[field.name]:
+                values[field.name] = f"{root.rstrip('/')}/{beneath}"
+    settings = ProductionSettings(**values)
     found = problems(settings, submit)
     if found:
         raise SettingsError("cannot compile the pipeline; missing or invalid settings:\n  "
@@ -272,18 +333,21 @@ def settings_from(argv: Sequence[str], environ: dict[str, str]
     return settings, submit
 
 
-def main(argv: Sequence[str], environ: dict[str, str], job_class: Callable | None = None,
+def main(argv: Sequence[str], environ: Mapping[str, str], job_class: Callable | None = None,
          client_class: Callable | None = None) -> int:
     """Compiles, and submits with --submit (job_class / client_class stand in for Vertex's
     PipelineJob and kfp.Client in tests)."""
     try:
         settings, submit = settings_from(argv, environ)
+    except click.exceptions.Exit as e:  # --help
+        return e.exit_code
     except SettingsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     spec_file = compile_pipeline(settings)
-    print(f"Compiled {PIPELINE_NAME} for {'Kubeflow Pipelines' if settings.kfp_host else 'Vertex AI'}"
-          f" (Beam: {settings.beam}, Vertex training: {settings.vertex_training}): {spec_file}")
+    target = "Kubeflow Pipelines" if settings.kfp_host else "Vertex AI"
+    print(f"Compiled {PIPELINE_NAME} for {target} (Beam: {settings.beam}, Vertex training: "
+          f"{settings.vertex_training}): {spec_file}")
     if submit:
         link = (submit_kfp(settings, spec_file, client_class) if settings.kfp_host
                 else submit_vertex(settings, spec_file, job_class))
