@@ -27,9 +27,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from models.model import MODEL_NAME, OUTPUT_KEY  # noqa: E402
-from serving import codec, push, warmup  # noqa: E402
+from models.constants import MODEL_NAME, OUTPUT_KEY, PREDICT_SIGNATURE  # noqa: E402
+from serving import push  # noqa: E402
 from serving.client import GrpcClient, RestClient  # noqa: E402
+from transforms import codec  # noqa: E402
 
 MODEL = MODEL_NAME
 GOALS = {"batch1_p50_ms": 3.0, "batch1_p99_ms": 10.0, "batch256_rows_per_s": 20_000}
@@ -37,8 +38,10 @@ GOALS = {"batch1_p50_ms": 3.0, "batch1_p99_ms": 10.0, "batch256_rows_per_s": 20_
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:
     ms = np.array(seconds) * 1000
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 3),
-            "p99_ms": round(float(np.percentile(ms, 99)), 3)}
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+    }
 
 
 def _time_each(call, count: int) -> list[float]:
@@ -51,11 +54,11 @@ def _time_each(call, count: int) -> list[float]:
 
 
 def in_process(model_dir: str, columns: dict[str, np.ndarray]) -> dict:
-    signature = tf.saved_model.load(model_dir).signatures["serving_default"]
+    signature = tf.saved_model.load(model_dir).signatures[PREDICT_SIGNATURE]
     tensors = {k: tf.constant(v) for k, v in columns.items()}
     size = len(columns["distance"])
-    singles = [{k: v[i:i + 1] for k, v in tensors.items()} for i in range(256)]
-    batches = [{k: v[i:i + 256] for k, v in tensors.items()} for i in range(0, size - 255, 256)]
+    singles = [{k: v[i : i + 1] for k, v in tensors.items()} for i in range(256)]
+    batches = [{k: v[i : i + 256] for k, v in tensors.items()} for i in range(0, size - 255, 256)]
     for request in singles[:20] + batches[:3]:  # tracing and allocation happen once
         signature(**request)
     result = _percentiles(_time_each(lambda i: signature(**singles[i % 256]), 2000))
@@ -105,35 +108,52 @@ def _concurrent(calls, clients: int, total: int) -> tuple[float, list[str]]:
 def server_figures(model_dir: str, rows: list[dict], in_process_p50: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         base = os.path.join(tmp, MODEL)
-        warmup_file = os.path.join(model_dir, warmup.WARMUP_DIR, warmup.WARMUP_FILE)
-        push.push(model_dir, base, warmup_file if os.path.exists(warmup_file) else None)
+        # The copy carries the model's own assets.extra/ warmup file, if it has one (a pushed
+        # version does); passing it again would copy it twice and fail.
+        push.push(model_dir, base)
         rest_port, grpc_port = _free_port(), _free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "serving.dev_server", f"--model_name={MODEL}",
-             f"--model_base_path={base}", f"--rest_api_port={rest_port}", f"--port={grpc_port}",
-             "--file_system_poll_wait_seconds=0.5"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "serving.dev_server",
+                f"--model_name={MODEL}",
+                f"--model_base_path={base}",
+                f"--rest_api_port={rest_port}",
+                f"--port={grpc_port}",
+                "--file_system_poll_wait_seconds=0.5",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        rest = RestClient(f"http://127.0.0.1:{rest_port}", MODEL)
+        grpc_client = GrpcClient(f"127.0.0.1:{grpc_port}", MODEL)
         try:
-            rest = RestClient(f"http://127.0.0.1:{rest_port}", MODEL)
-            grpc_client = GrpcClient(f"127.0.0.1:{grpc_port}", MODEL)
             _wait_until_serving(rest, process)
             figures = {}
             for name, client in (("rest", rest), ("grpc", grpc_client)):
                 for i in range(20):
                     client.predict([rows[i]])
-                latency = _percentiles(_time_each(
-                    lambda i, c=client: c.predict([rows[i % len(rows)]]), 500))
+                latency = _percentiles(
+                    _time_each(lambda i, c=client: c.predict([rows[i % len(rows)]]), 500)
+                )
                 per_second, failures = _concurrent(
-                    [lambda i, c=client: c.predict([rows[i % len(rows)]])], 8, 2000)
-                figures[name] = {**latency, "requests_per_s_8_clients": round(per_second),
-                                 "p50_vs_in_process": round(latency["p50_ms"] / in_process_p50,
-                                                            1),
-                                 "failures": len(failures)}
+                    [lambda i, c=client: c.predict([rows[i % len(rows)]])], 8, 2000
+                )
+                figures[name] = {
+                    **latency,
+                    "requests_per_s_8_clients": round(per_second),
+                    "p50_vs_in_process": round(latency["p50_ms"] / in_process_p50, 1),
+                    "failures": len(failures),
+                }
                 print(f"[benchmark] {name}: {figures[name]}", flush=True)
 
             # Soak: 10,000 requests over both protocols; a new version lands half way through.
-            calls = [lambda i: rest.predict([rows[i % len(rows)]]),
-                     lambda i: grpc_client.predict([rows[i % len(rows)]])]
+            calls = [
+                lambda i: rest.predict([rows[i % len(rows)]]),
+                lambda i: grpc_client.predict([rows[i % len(rows)]]),
+            ]
             before = push.versions(base)[-1]
             pushed: dict = {}
 
@@ -144,17 +164,24 @@ def server_figures(model_dir: str, rows: list[dict], in_process_p50: float) -> d
 
             per_second, failures = _concurrent([soak_call], 8, 10_000)
             deadline = time.time() + 60
-            while (rest.metadata()["model_spec"]["version"] != str(pushed["version"])
-                   and time.time() < deadline):
+            while (
+                rest.metadata()["model_spec"]["version"] != str(pushed["version"])
+                and time.time() < deadline
+            ):
                 time.sleep(0.2)
-            figures["soak"] = {"requests": 10_000, "failed": len(failures),
-                               "requests_per_s": round(per_second),
-                               "version_before": before, "version_after": int(
-                                   rest.metadata()["model_spec"]["version"]),
-                               "pushed_mid_soak": pushed["version"],
-                               "first_failures": failures[:3]}
+            figures["soak"] = {
+                "requests": 10_000,
+                "failed": len(failures),
+                "requests_per_s": round(per_second),
+                "version_before": before,
+                "version_after": int(rest.metadata()["model_spec"]["version"]),
+                "pushed_mid_soak": pushed["version"],
+                "first_failures": failures[:3],
+            }
             return figures
         finally:
+            for client in (rest, grpc_client):
+                client.close()
             process.terminate()
             process.wait(timeout=30)
 
@@ -170,10 +197,15 @@ def _newest_model() -> str:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", help="a SavedModel (default: the newest pushed)")
-    parser.add_argument("--data-dir", type=pathlib.Path, default=ROOT / "output" / "data-full",
-                        help="prepared data; eval rows are the requests")
-    parser.add_argument("--output", type=pathlib.Path,
-                        default=ROOT / "benchmark-output" / "serving.json")
+    parser.add_argument(
+        "--data-dir",
+        type=pathlib.Path,
+        default=ROOT / "output" / "data-full",
+        help="prepared data; eval rows are the requests",
+    )
+    parser.add_argument(
+        "--output", type=pathlib.Path, default=ROOT / "benchmark-output" / "serving.json"
+    )
     args = parser.parse_args(argv)
     model_dir = args.model_dir or _newest_model()
     files = sorted(str(p) for p in (args.data_dir / "eval").glob("*.tfrecord"))
@@ -189,23 +221,32 @@ def main(argv: list[str]) -> int:
     results.update(server_figures(model_dir, rows, results["in_process"]["p50_ms"]))
 
     p = results["in_process"]
-    checks = {"in-process batch-1 p50": (p["p50_ms"], GOALS["batch1_p50_ms"], "<="),
-              "in-process batch-1 p99": (p["p99_ms"], GOALS["batch1_p99_ms"], "<="),
-              "in-process batch-256 rows/s": (p["batch256_rows_per_s"],
-                                              GOALS["batch256_rows_per_s"], ">="),
-              "soak failed requests": (results["soak"]["failed"], 0, "<=")}
+    checks = {
+        "in-process batch-1 p50": (p["p50_ms"], GOALS["batch1_p50_ms"], "<="),
+        "in-process batch-1 p99": (p["p99_ms"], GOALS["batch1_p99_ms"], "<="),
+        "in-process batch-256 rows/s": (
+            p["batch256_rows_per_s"],
+            GOALS["batch256_rows_per_s"],
+            ">=",
+        ),
+        "soak failed requests": (results["soak"]["failed"], 0, "<="),
+    }
     print()
     for name, (value, goal, op) in checks.items():
         met = value <= goal if op == "<=" else value >= goal
         print(f"{name:<30} {value:>10}  goal {op} {goal}  {'met' if met else 'MISSED'}")
     for name in ("rest", "grpc"):
         r = results[name]
-        print(f"dev server {name:<5} batch-1 p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
-              f"{r['requests_per_s_8_clients']} req/s with 8 clients, p50 x"
-              f"{r['p50_vs_in_process']} of in-process")
+        print(
+            f"dev server {name:<5} batch-1 p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
+            f"{r['requests_per_s_8_clients']} req/s with 8 clients, p50 x"
+            f"{r['p50_vs_in_process']} of in-process"
+        )
     soak = results["soak"]
-    print(f"soak: {soak['requests']} requests, {soak['failed']} failed, version "
-          f"{soak['version_before']} -> {soak['version_after']}")
+    print(
+        f"soak: {soak['requests']} requests, {soak['failed']} failed, version "
+        f"{soak['version_before']} -> {soak['version_after']}"
+    )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))
     print(f"figures: {args.output}")

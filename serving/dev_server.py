@@ -1,14 +1,19 @@
 """A development model server speaking TF Serving's REST and gRPC APIs, for laptops and tests.
 
 Production runs TensorFlow Serving (see serving/README.md). This server exists because the
-model server binary cannot run here; it implements the part of TF Serving's surface our clients
-use, with TF Serving's flag names, URLs, messages, status codes and JSON formats:
+model server binary cannot run here; it implements the part of TF Serving 2.16's surface our
+clients use, with TF Serving's flag names, URLs, messages, status codes and JSON formats:
 
     REST  GET  /v1/models/<name>[/versions/<v>]              model status
           GET  /v1/models/<name>[/versions/<v>]/metadata     signature defs
           POST /v1/models/<name>[/versions/<v>]:predict      `instances` rows or `inputs` columns
-          POST /v1/models/<name>[/versions/<v>]:classify     `examples`
+          POST /v1/models/<name>[/versions/<v>]:classify     `examples` (+ optional `context`)
     gRPC  PredictionService/Predict, Classify, GetModelMetadata; ModelService/GetModelStatus
+
+The REST rules mirror tensorflow_serving/model_servers/http_rest_api_handler.cc,
+http_rest_api_util.cc and util/json_tensor.cc; serving/README.md lists where we differ on
+purpose. The REST half runs on werkzeug (routing, body limits, chunked bodies, threads); the
+gRPC half on grpcio with TF Serving's generated servicers.
 
 It serves the newest integer version(s) under --model_base_path and polls for new ones; a new
 version is loaded and warmed up before it replaces the old one, and requests already running
@@ -21,47 +26,71 @@ finish on the version they started with.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import dataclasses
-import http.server
 import json
 import logging
+import math
 import os
 import re
 import threading
+from collections.abc import Mapping
 from concurrent import futures
-from typing import Any, Mapping
+from typing import Any
 
 import grpc
 import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.framework import types_pb2
-from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
-                                     get_model_status_pb2, model_service_pb2_grpc,
-                                     prediction_service_pb2_grpc, status_pb2)
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    prediction_service_pb2_grpc,
+    status_pb2,
+)
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import BaseConverter, Map, Rule
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
 
-from models.model import MODEL_NAME
+from models.constants import CLASSIFY_METHOD, MODEL_NAME, PREDICT_SIGNATURE
 from serving import contract, push, warmup
 
 log = logging.getLogger("serving.dev_server")
 
-DEFAULT_SIGNATURE = contract.PREDICT_SIGNATURE
+DEFAULT_SIGNATURE = PREDICT_SIGNATURE
+REGRESS_METHOD = "tensorflow/serving/regress"
 MAX_BODY_BYTES = 4 << 20
-MAX_JSON_DEPTH = 16  # instances rows are 3 deep; nothing legitimate comes close
 
-# TF Serving's mapping from canonical status to HTTP status (model_servers/http_rest_api_util).
+# TF Serving's mapping from canonical status to HTTP status (model_servers/http_server.cc).
 HTTP_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.FAILED_PRECONDITION: 400,
-    grpc.StatusCode.OUT_OF_RANGE: 400, grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.PERMISSION_DENIED: 403, grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409, grpc.StatusCode.ABORTED: 409,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429, grpc.StatusCode.CANCELLED: 499,
-    grpc.StatusCode.UNIMPLEMENTED: 501, grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
-_NUMPY = {types_pb2.DT_STRING: object, types_pb2.DT_INT64: np.int64,
-          types_pb2.DT_FLOAT: np.float32, types_pb2.DT_DOUBLE: np.float64,
-          types_pb2.DT_INT32: np.int32}
+_STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+_NUMPY = {
+    types_pb2.DT_STRING: object,
+    types_pb2.DT_INT64: np.int64,
+    types_pb2.DT_FLOAT: np.float32,
+    types_pb2.DT_DOUBLE: np.float64,
+    types_pb2.DT_INT32: np.int32,
+    types_pb2.DT_BOOL: np.bool_,
+}
 
 
 class ServingError(Exception):
@@ -76,6 +105,36 @@ def _invalid(message: str) -> ServingError:
     return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
+def _dtype_name(dtype: int) -> str:
+    """TensorFlow's DataTypeString: DT_FLOAT -> "float", DT_INT64 -> "int64"."""
+    return types_pb2.DataType.Name(dtype)[3:].lower()
+
+
+_TF_NOISE = re.compile(
+    r"^(Graph execution error:|Detected at node|<stack traces unavailable>"
+    r"|\s|File \")"
+)
+_TF_SUFFIX = re.compile(r"\s*(\[\[\{\{node [^}]*\}\}\]\]|\[Op:[^\]]*\]).*$")
+
+
+def first_useful_line(message: str) -> str:
+    """The line of a TensorFlow error message that says what went wrong.
+
+    Eager function calls wrap the kernel's message in "Graph execution error:", a "Detected at
+    node ... defined at" traceback and " [[{{node ...}}]]" / "[Op:...]" suffixes; TF Serving
+    answers with the kernel's own status message, e.g. "Name: <unknown>, Key: distance, Index:
+    0.  Data types don't match. Data type: int64 but expected type: float". Falls back to the
+    first non-empty line.
+    """
+    lines = [line for line in message.splitlines() if line.strip()]
+    for line in lines:
+        if not _TF_NOISE.match(line):
+            cleaned = _TF_SUFFIX.sub("", line).strip()
+            if cleaned:
+                return cleaned
+    return lines[0].strip() if lines else message
+
+
 @dataclasses.dataclass
 class Servable:
     """One loaded, warmed-up version."""
@@ -86,23 +145,45 @@ class Servable:
     loaded: Any
     signature_defs: dict
 
-    def signature(self, key: str, method: str):
+    def signature(self, key: str, method: str | None = None) -> Signature:
+        """The SignatureDef and concrete function of `key` ("" = serving_default).
+
+        Predict may call any signature (TF Serving's predict_util.cc checks no method name);
+        Classify and Regress need their method (servables/tensorflow/classifier.cc,
+        regressor.cc). Raises ServingError(INVALID_ARGUMENT) naming the key and the keys
+        there are."""
         key = key or DEFAULT_SIGNATURE
         sig = self.signature_defs.get(key)
-        if sig is None:
-            raise _invalid(f'Serving signature key "{key}" not found.')
-        if sig.method_name != method:
-            raise _invalid(f"Expected signature method_name to be {method}. Was: "
-                           f"{sig.method_name}")
-        return sig, self.loaded.signatures[key]
+        if sig is None or key not in self.loaded.signatures:
+            known = sorted(self.loaded.signatures.keys())
+            if method is None:
+                raise _invalid(
+                    f'Serving signature name: "{key}" not found in signature def '
+                    f"(signatures: {known})"
+                )
+            raise _invalid(f"No signature was found with the name: {key} (signatures: {known})")
+        if method is not None and sig.method_name != method:
+            kind = "classification" if method == CLASSIFY_METHOD else "regression"
+            raise _invalid(
+                f"Expected {kind} signature method_name to be {method}. Was: {sig.method_name}"
+            )
+        return Signature(key, sig, self.loaded.signatures[key])
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+    """A signature resolved once per request: its key, SignatureDef and concrete function."""
+
+    key: str
+    definition: Any
+    function: Any
 
 
 class ModelManager:
     """Keeps the newest `num_versions` versions under `base_path` loaded (TF Serving's
     `latest` version policy) and swaps new ones in atomically."""
 
-    def __init__(self, name: str, base_path: str, num_versions: int = 1,
-                 poll_seconds: float = 1.0):
+    def __init__(self, name: str, base_path: str, num_versions: int = 1, poll_seconds: float = 1.0):
         self.name, self.base_path = name, base_path
         self.num_versions, self.poll_seconds = num_versions, poll_seconds
         self._servables: dict[int, Servable] = {}
@@ -126,7 +207,7 @@ class ModelManager:
     def poll(self) -> None:
         """Loads versions that appeared, then retires versions that fell out of the policy."""
         on_disk = push.versions(self.base_path)
-        for version in on_disk[-self.num_versions:]:
+        for version in on_disk[-self.num_versions :]:
             if version in self._servables:
                 continue
             try:
@@ -141,15 +222,14 @@ class ModelManager:
             loaded = sorted(self._servables)
             # Versions deleted from disk go (a rollback); if none would remain, keep serving.
             candidates = [v for v in loaded if v in on_disk] or loaded
-            keep = set(candidates[-self.num_versions:])
+            keep = set(candidates[-self.num_versions :])
             for version in set(loaded) - keep:
                 del self._servables[version]  # running requests keep their own reference
                 log.info("unloaded %s version %d", self.name, version)
 
-    def start(self) -> "ModelManager":
+    def start(self) -> ModelManager:
         self.poll()
-        self._thread = threading.Thread(target=self._poll_forever, daemon=True,
-                                        name="model-poller")
+        self._thread = threading.Thread(target=self._poll_forever, daemon=True, name="model-poller")
         self._thread.start()
         return self
 
@@ -157,7 +237,7 @@ class ModelManager:
         while not self._stop.wait(self.poll_seconds):
             try:
                 self.poll()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("polling %s failed", self.base_path)
 
     def stop(self) -> None:
@@ -173,339 +253,744 @@ class ModelManager:
         if version in servables:
             return servables[version]
         spec = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
-        raise ServingError(grpc.StatusCode.NOT_FOUND,
-                           f"Servable not found for request: {spec}")
+        raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {spec}")
 
-    def status(self, name: str, version: int | None = None
-               ) -> get_model_status_pb2.GetModelStatusResponse:
+    def status(
+        self, name: str, version: int | None = None
+    ) -> get_model_status_pb2.GetModelStatusResponse:
         if name != self.name:
-            raise ServingError(grpc.StatusCode.NOT_FOUND,
-                               f"Could not find any versions of model {name}")
+            raise ServingError(
+                grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {name}"
+            )
         with self._lock:
             versions = sorted(self._servables)
         if version is not None:
             if version not in versions:
-                raise ServingError(grpc.StatusCode.NOT_FOUND,
-                                   f"Could not find version {version} of model {name}")
+                raise ServingError(
+                    grpc.StatusCode.NOT_FOUND, f"Could not find version {version} of model {name}"
+                )
             versions = [version]
         response = get_model_status_pb2.GetModelStatusResponse()
         for v in versions:
             response.model_version_status.add(
-                version=v, state=get_model_status_pb2.ModelVersionStatus.AVAILABLE,
-                status=status_pb2.StatusProto())  # error_code OK, as TF Serving reports it
+                version=v,
+                state=get_model_status_pb2.ModelVersionStatus.AVAILABLE,
+                status=status_pb2.StatusProto(),
+            )  # error_code OK, as TF Serving reports it
         return response
 
 
 # --- Protocol-neutral request handling -------------------------------------------------------
 
+
 def _check_inputs(sig, inputs: Mapping[str, np.ndarray]) -> int:
-    """Validates keys, dtypes and batch sizes against the signature; returns the batch size."""
-    missing = sorted(set(sig.inputs) - set(inputs))
-    if missing:
-        raise _invalid(f"Request is missing required inputs: {missing}")
-    extra = sorted(set(inputs) - set(sig.inputs))
-    if extra:
-        raise _invalid(f"Request has inputs the signature does not take: {extra}; it takes "
-                       f"{sorted(sig.inputs)}")
+    """Validates keys, ranks and batch sizes against the signature; returns the batch size.
+
+    Key rules and messages: predict_util.cc (VerifyRequestInputsSize and the alias check).
+    Rank and batch-size checks are ours: TF Serving lets TensorFlow fail on them later."""
+    sent, wanted = set(inputs), set(sig.inputs)
+    if len(sent) != len(wanted):
+        raise _invalid(
+            f"input size does not match signature: {len(sent)}!={len(wanted)} "
+            f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(wanted))}}})"
+            f". Sent extra: {{{','.join(sorted(sent - wanted))}}}. Missing but "
+            f"required: {{{','.join(sorted(wanted - sent))}}}."
+        )
+    for key in sorted(sent - wanted):
+        raise _invalid(
+            f"input tensor alias not found in signature: {key}. Inputs expected to "
+            f"be in the set {{{','.join(sorted(wanted))}}}."
+        )
     sizes = set()
     for key, value in inputs.items():
-        if value.ndim != 1:
-            raise _invalid(f"input {key!r} must be a 1-D batch, got shape {list(value.shape)}")
-        sizes.add(len(value))
-    if len(sizes) != 1:
+        shape = sig.inputs[key].tensor_shape
+        expected = [d.size for d in shape.dim]
+        if not shape.unknown_rank and value.ndim != len(expected):
+            raise _invalid(
+                f"input {key!r} has shape {list(value.shape)}; the signature expects "
+                f"{expected} (-1 = any size)"
+            )
+        if value.ndim:
+            sizes.add(value.shape[0])
+    if len(sizes) > 1:
         raise _invalid(f"inputs have different batch sizes: {sorted(sizes)}")
-    return sizes.pop()
+    return sizes.pop() if sizes else 1
 
 
-def _call(function, **tensors) -> dict[str, np.ndarray]:
+def _run(function, tensors: dict) -> dict[str, np.ndarray]:
+    """Calls a signature; TensorFlow's errors become ServingErrors with their first useful line
+    and their own canonical code (TF Serving returns the session's status unchanged)."""
     try:
         return {k: v.numpy() for k, v in function(**tensors).items()}
-    except (tf.errors.InvalidArgumentError, TypeError, ValueError) as e:
-        raise _invalid(str(e).strip().splitlines()[0]) from None
+    except tf.errors.OpError as e:
+        code = _STATUS_BY_NUMBER.get(e.error_code, grpc.StatusCode.INTERNAL)
+        raise ServingError(code, first_useful_line(e.message)) from None
+    except (TypeError, ValueError) as e:
+        raise _invalid(first_useful_line(str(e))) from None
 
 
-def predict(manager: ModelManager, name: str, version: int | None, signature_name: str,
-            inputs: Mapping[str, np.ndarray]) -> tuple[Servable, str, dict[str, np.ndarray]]:
-    servable = manager.get(name, version)
-    key = signature_name or DEFAULT_SIGNATURE
-    sig, function = servable.signature(key, contract.PREDICT_METHOD)
+def predict(signature: Signature, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Runs a signature (any method: Predict may call them all) on named arrays -> named
+    output arrays.
+
+    `inputs` must match the signature's input keys and ranks; each array is converted to the
+    input's dtype. Raises ServingError: INVALID_ARGUMENT for bad inputs, TensorFlow's own code
+    for errors raised while running."""
+    sig = signature.definition
     _check_inputs(sig, inputs)
     tensors = {}
-    for k, value in inputs.items():
-        dtype = tf.dtypes.as_dtype(sig.inputs[k].dtype)
+    for name, value in inputs.items():
+        dtype = tf.dtypes.as_dtype(sig.inputs[name].dtype)
         try:
-            tensors[k] = tf.constant(value, dtype=dtype)
-        except (TypeError, ValueError):
-            raise _invalid(f"input {k!r} expects {dtype.name}") from None
-    return servable, key, _call(function, **tensors)
+            tensors[name] = tf.constant(value, dtype=dtype)
+        except (TypeError, ValueError, OverflowError):
+            raise _invalid(
+                f"input {name!r} expects {_dtype_name(sig.inputs[name].dtype)}"
+            ) from None
+    return _run(signature.function, tensors)
 
 
-def classify(manager: ModelManager, name: str, version: int | None, signature_name: str,
-             examples: list[bytes]) -> tuple[Servable, str, np.ndarray, np.ndarray]:
-    servable = manager.get(name, version)
-    key = signature_name or DEFAULT_SIGNATURE
-    _, function = servable.signature(key, contract.CLASSIFY_METHOD)
+def run_examples(signature: Signature, examples: list[bytes]) -> dict[str, np.ndarray]:
+    """Runs a classify (or regress) signature on serialized tf.Examples -> named outputs
+    (`classes` DT_STRING and `scores` DT_FLOAT, [batch, classes], for classify).
+
+    The signature has one DT_STRING input (classifier.cc's rule, checked by serving/contract)."""
     if not examples:
         raise _invalid("Input is empty.")
-    out = _call(function, inputs=tf.constant(examples))
-    return servable, key, out["classes"], out["scores"]
+    (input_key,) = signature.definition.inputs
+    return _run(signature.function, {input_key: tf.constant(examples, dtype=tf.string)})
 
 
-def metadata(manager: ModelManager, name: str, version: int | None
-             ) -> tuple[Servable, get_model_metadata_pb2.SignatureDefMap]:
-    servable = manager.get(name, version)
+def metadata(servable: Servable) -> get_model_metadata_pb2.SignatureDefMap:
+    """Every SignatureDef of the servable, `__saved_model_init_op` included, as TF Serving's
+    GetModelMetadata returns them."""
     signature_map = get_model_metadata_pb2.SignatureDefMap()
     for key, sig in servable.signature_defs.items():
         signature_map.signature_def[key].CopyFrom(sig)
-    return servable, signature_map
+    return signature_map
 
 
-# --- REST --------------------------------------------------------------------------------------
+# --- REST JSON <-> tensors (tensorflow_serving/util/json_tensor.cc) ----------------------------
 
-_URL = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?"
-                  r"(?:(?P<metadata>/metadata)|:(?P<verb>[a-z]+))?/?$")
-
-
-def json_depth(text: str) -> int:
-    """Nesting depth of a JSON document, without parsing it (so depth bombs cost nothing)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
+_INT32 = (-(1 << 31), (1 << 31) - 1)
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+_UINT64_MAX = (1 << 64) - 1
+_FLOAT_DIGITS = {
+    types_pb2.DT_FLOAT: (24, float(np.finfo(np.float32).max), "float"),
+    types_pb2.DT_DOUBLE: (53, float(np.finfo(np.float64).max), "double"),
+}
+_STATUS_PREFIX = "INVALID_ARGUMENT: "  # how absl::Status::ToString() prefixes a nested error
 
 
 def _json_type(value: Any) -> str:
-    return {str: "String", bool: "Bool", int: "Int", float: "Double", list: "Array",
-            dict: "Object", type(None): "Null"}.get(type(value), type(value).__name__)
+    """rapidjson's type names, as json_tensor.cc's JsonTypeString prints them."""
+    if value is None:
+        return "Null"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return {dict: "Object", list: "Array", str: "String"}.get(type(value), "Number")
 
 
-def _json_values(key: str, values: list, dtype: int, where: str) -> np.ndarray:
-    """JSON values of one input -> an array of the signature's dtype, as TF Serving checks."""
-    ok = {types_pb2.DT_STRING: lambda v: isinstance(v, str),
-          types_pb2.DT_INT64: lambda v: isinstance(v, int) and not isinstance(v, bool),
-          types_pb2.DT_INT32: lambda v: isinstance(v, int) and not isinstance(v, bool)
-          }.get(dtype, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))
-    for value in values:
-        if not ok(value):
-            raise _invalid(f"{where} key: {key}. JSON Value: {json.dumps(value)} Type: "
-                           f"{_json_type(value)} is not of expected type: "
-                           f"{tf.dtypes.as_dtype(dtype).name}")
+def _json_text(value: Any, limit: int = 200) -> str:
+    """A JSON value for an error message (ASCII-escaped, so lone surrogates print)."""
+    try:
+        text = json.dumps(value)
+    except (ValueError, TypeError):  # an integer beyond Python's digit limit
+        text = repr(type(value))
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _type_error(value: Any, dtype: int) -> ServingError:
+    return _invalid(
+        f"JSON Value: {_json_text(value)} Type: {_json_type(value)} is not of "
+        f"expected type: {_dtype_name(dtype)}"
+    )
+
+
+def _number(value: Any) -> tuple[str, float | int]:
+    """How rapidjson classifies a JSON number: ("int64" | "uint64" | "double", value).
+
+    Integer literals beyond uint64 become doubles; beyond a double, a parse error."""
+    if isinstance(value, float):
+        return "double", value
+    if _INT64[0] <= value <= _INT64[1]:
+        return "int64", value
+    if 0 <= value <= _UINT64_MAX:
+        return "uint64", value
+    try:
+        return "double", float(value)
+    except OverflowError:
+        raise _invalid(
+            f"JSON Parse error: Number too big to be stored in double: {_json_text(value, 40)}"
+        ) from None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _lossless(value: Any, dtype: int) -> float:
+    """A JSON number as float/double, refused if it would lose precision (IsLosslessDecimal:
+    integers up to 2^24-1 for float, 2^53-1 for double; decimals within the type's range)."""
+    digits, largest, name = _FLOAT_DIGITS[dtype]
+    kind, number = _number(value)
+    if kind == "double" and not math.isfinite(number):
+        return number
+    if (kind != "double" and abs(number) > (1 << digits) - 1) or abs(number) > largest:
+        raise _invalid(
+            f"Cannot convert JSON value: {_json_text(value, 40)} to {name} without "
+            f"loss of precision."
+        )
+    return float(number)
+
+
+def _utf8(text: str, where: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:  # "\ud800" is legal JSON but no UTF-8 string
+        raise _invalid(
+            f"{where}: JSON Value: {_json_text(text, 60)} is not valid UTF-8 (lone "
+            f"surrogate at character {e.start}); strings must be Unicode text, "
+            f'binary data goes in {{"b64": ...}}'
+        ) from None
+
+
+def _is_b64(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
+
+
+def _b64(value: Any, where: str) -> bytes:
+    """{"b64": "<base64>"} -> bytes (JsonDecodeBase64Object)."""
+    if not _is_b64(value):
+        raise _invalid(f"JSON Value: {_json_text(value)} not formatted correctly for base64 data")
+    text = value["b64"]
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise _invalid(f"Unable to base64 decode {where}: {_json_text(value, 60)}") from None
+
+
+def _leaf(value: Any, dtype: int, where: str) -> Any:
+    """One JSON scalar -> a value of `dtype` (json_tensor.cc AddValueToTensor)."""
     if dtype == types_pb2.DT_STRING:
-        return np.array([v.encode() for v in values], dtype=object)
-    return np.array(values, dtype=_NUMPY.get(dtype, np.float32))
+        if isinstance(value, dict):
+            return _b64(value, where)
+        if not isinstance(value, str):
+            raise _type_error(value, dtype)
+        return _utf8(value, where)
+    if dtype in _FLOAT_DIGITS:
+        if not _is_number(value):
+            raise _type_error(value, dtype)
+        return _lossless(value, dtype)
+    if dtype == types_pb2.DT_BOOL:
+        if not isinstance(value, bool):
+            raise _type_error(value, dtype)
+        return value
+    ranges = {types_pb2.DT_INT64: _INT64, types_pb2.DT_INT32: _INT32}
+    if dtype in ranges:
+        low, high = ranges[dtype]
+        if not _is_number(value) or not isinstance(value, int) or not low <= value <= high:
+            raise _type_error(value, dtype)
+        return value
+    raise ServingError(
+        grpc.StatusCode.UNIMPLEMENTED,
+        f"Conversion of JSON Value: {_json_text(value)} to type: {_dtype_name(dtype)}",
+    )
 
 
-def _rest_predict_inputs(body: dict, sig) -> tuple[dict[str, np.ndarray], bool]:
-    """`instances` (row format) or `inputs` (columnar format) -> arrays; and which it was."""
-    if ("instances" in body) == ("inputs" in body):
-        raise _invalid("Missing 'inputs' or 'instances' key" if "instances" not in body
-                       else "Request can have either 'inputs' or 'instances' key, not both")
-    if "instances" in body:
-        instances = body["instances"]
-        if not isinstance(instances, list) or not instances:
-            raise _invalid("'instances' must be a non-empty JSON array")
-        columns: dict[str, list] = {key: [] for key in sig.inputs}
-        for index, row in enumerate(instances):
-            if not isinstance(row, dict):
-                raise _invalid(f"Failed to process element: {index} of 'instances' list. "
-                               f"Expected a JSON object with named inputs "
-                               f"{sorted(sig.inputs)}, got {_json_type(row)}")
-            for key in sig.inputs:
-                if key not in row:
-                    raise _invalid(f"Failed to process element: {index} key: {key} of "
-                                   f"'instances' list. Error: Invalid argument: JSON object: "
-                                   f"does not have named input: {key}")
-                columns[key].append(row[key])
-            extra = sorted(set(row) - set(sig.inputs))
-            if extra:
-                raise _invalid(f"Failed to process element: {index} of 'instances' list. "
-                               f"Unknown inputs {extra}")
-        return {key: _json_values(key, values, sig.inputs[key].dtype,
-                                  "Failed to process 'instances' list,")
-                for key, values in columns.items()}, True
-    inputs = body["inputs"]
-    if not isinstance(inputs, dict):
-        raise _invalid("'inputs' must be a JSON object of named input columns")
-    arrays = {}
-    for key, values in inputs.items():
-        if key not in sig.inputs:
-            continue  # reported by _check_inputs with the full list
-        if not isinstance(values, list):
-            raise _invalid(f"'inputs' key: {key} must be a JSON array (one value per row)")
-        arrays[key] = _json_values(key, values, sig.inputs[key].dtype, "'inputs'")
-    arrays.update({k: np.array([]) for k in inputs if k not in sig.inputs})
-    return arrays, False
+def _dense_shape(value: Any) -> list[int]:
+    """The shape a nested JSON list implies, read along its first elements."""
+    shape = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return shape
 
 
-def _json_example(row: Any, index: int):
-    """A REST classify example -> tf.Example, with TF Serving's typing of JSON values."""
-    if not isinstance(row, dict):
-        raise _invalid(f"'examples' element {index} must be a JSON object")
-    example = tf.train.Example()
-    for key, value in row.items():
-        values = value if isinstance(value, list) else [value]
-        feature = example.features.feature[key]
-        if all(isinstance(v, str) for v in values):
-            feature.bytes_list.value.extend(v.encode() for v in values)
-        elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            feature.int64_list.value.extend(values)
-        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            feature.float_list.value.extend(values)
+def _fill(value: Any, level: int, shape: list[int], dtype: int, out: list, where: str) -> None:
+    """Appends the leaves of `value` to `out`, checking it is dense (FillTensorProto)."""
+    if not isinstance(value, list):
+        if level != len(shape):
+            raise _invalid(
+                f"JSON Value: {_json_text(value)} found at incorrect level: "
+                f"{level + 1} in the JSON DOM. Expected at level: {len(shape)}"
+            )
+        out.append(_leaf(value, dtype, where))
+        return
+    if level >= len(shape):
+        raise _invalid(f"Encountered list at unexpected level: {level} expected < {len(shape)}")
+    if len(value) != shape[level]:
+        raise _invalid(
+            f"Encountered list at unexpected size: {len(value)} at level: {level} "
+            f"expected size: {shape[level]}"
+        )
+    for item in value:
+        _fill(item, level + 1, shape, dtype, out, where)
+
+
+def _tensor_values(value: Any, dtype: int, where: str) -> tuple[list, list[int]]:
+    shape, leaves = _dense_shape(value), []
+    _fill(value, 0, shape, dtype, leaves, where)
+    return leaves, shape
+
+
+def _array(leaves: list, shape: list[int], dtype: int) -> np.ndarray:
+    array = np.empty(len(leaves), dtype=_NUMPY.get(dtype, object))
+    array[:] = leaves
+    return array.reshape(shape)
+
+
+def _instances(instances: Any, sig_inputs) -> dict[str, np.ndarray]:
+    """The row format: {"instances": [...]} -> one array per input, batch first.
+
+    Rules and messages: json_tensor.cc FillTensorMapFromInstancesList. Rows are objects with
+    exactly the signature's input keys, or (one-input signatures only) plain values, which may
+    be {"b64": ...} for DT_STRING inputs. Unknown keys in a row are refused, as there."""
+    if not isinstance(instances, list):
+        raise _invalid("Excepting 'instances' to be an list/array")
+    if not instances:
+        raise _invalid("No values in 'instances' array")
+
+    def is_object(value):
+        return isinstance(value, dict) and not _is_b64(value)
+
+    objects = is_object(instances[0])
+    if not objects and len(sig_inputs) > 1:
+        raise _invalid(
+            "instances is a plain list, but expecting list of objects as multiple "
+            f"input tensors required as per tensorinfo_map: {sorted(sig_inputs)}"
+        )
+    leaves: dict[str, list] = {}
+    shapes: dict[str, list[int]] = {}
+
+    def add(name: str, value: Any) -> None:
+        if name not in sig_inputs:
+            raise _invalid(f"JSON object: does not have named input: {name}")
+        values, shape = _tensor_values(value, sig_inputs[name].dtype, f"input {name!r}")
+        if name in shapes and shape != shapes[name]:
+            raise _invalid(f"Expecting shape {shapes[name]} but got: {shape}")
+        shapes[name] = shape
+        leaves.setdefault(name, []).extend(values)
+
+    for index, element in enumerate(instances):
+        if objects:
+            if not is_object(element):
+                raise _invalid(
+                    f"Expecting object but got {_json_type(element)} at item {index} of input list"
+                )
+            for name, value in element.items():
+                try:
+                    add(name, value)
+                except ServingError as e:
+                    raise ServingError(
+                        e.code,
+                        f"Failed to process element: {index} key: "
+                        f"{name} of 'instances' list. Error: "
+                        f"{_STATUS_PREFIX}{e.message}",
+                    ) from None
+            if set(element) != set(sig_inputs):
+                missing = sorted(set(sig_inputs) - set(element))
+                raise _invalid(
+                    f"Failed to process element: {index} of 'instances' list. JSON "
+                    f"object: {_json_text(element)} must only have keys: "
+                    f"{','.join(sorted(sig_inputs))} (missing: {missing})"
+                )
         else:
-            raise _invalid(f"'examples' element {index} key: {key}: values must all be "
-                           f"strings or all numbers, got {json.dumps(value)}")
+            if is_object(element):
+                raise _invalid(f"Expecting value/list but got object at item {index} of input list")
+            (name,) = sig_inputs
+            try:
+                add(name, element)
+            except ServingError as e:
+                raise ServingError(
+                    e.code,
+                    f"Failed to process element: {index} of 'instances' "
+                    f"list (input {name!r}). Error: {_STATUS_PREFIX}"
+                    f"{e.message}",
+                ) from None
+    return {
+        name: _array(values, [len(instances)] + shapes[name], sig_inputs[name].dtype)
+        for name, values in leaves.items()
+    }
+
+
+def _columns(inputs: Any, sig_inputs) -> dict[str, np.ndarray]:
+    """The columnar format: {"inputs": ...} -> one array per input.
+
+    json_tensor.cc FillTensorMapFromInputsMap: an object of named inputs (keys the signature
+    does not take are ignored, as TF Serving ignores them), or, for one-input signatures, a
+    bare value/list (or {"b64": ...}). Errors name the input (TF Serving's do not)."""
+    if not isinstance(inputs, dict) or _is_b64(inputs):
+        if len(sig_inputs) > 1:
+            raise _invalid(
+                "inputs is a plain value/list, but expecting an object as multiple "
+                f"input tensors required as per tensorinfo_map: {sorted(sig_inputs)}"
+            )
+        named = {next(iter(sig_inputs)): inputs}
+    else:
+        named = {}
+        for name in sig_inputs:
+            if name not in inputs:
+                raise _invalid(f"Missing named input: {name} in 'inputs' object.")
+            named[name] = inputs[name]
+    arrays = {}
+    for name, value in named.items():
+        dtype = sig_inputs[name].dtype
+        try:
+            values, shape = _tensor_values(value, dtype, f"input {name!r}")
+        except ServingError as e:
+            raise ServingError(e.code, f"{e.message} (input {name!r} of 'inputs')") from None
+        arrays[name] = _array(values, shape, dtype)
+    return arrays
+
+
+def _feature(values: list, name: str, example) -> None:
+    """JSON values of one classify feature -> a tf.train.Feature (AddValueToFeature): strings
+    and {"b64"} -> bytes_list, JSON decimals -> float_list, JSON integers and booleans ->
+    int64_list. A JSON integer in a float feature is therefore an int64 feature, which the
+    model's tf.Example parser refuses, as it does behind TF Serving."""
+    kinds: dict[str, list] = {}
+
+    def add(kind: str, value: Any) -> None:
+        if kinds and kind not in kinds:
+            raise _invalid(
+                f"Unexpected element type in feature: {name} expecting type: {next(iter(kinds))}"
+            )
+        kinds.setdefault(kind, []).append(value)
+
+    for value in values:
+        where = f"feature {name!r}"
+        if (
+            value is None
+            or isinstance(value, list)
+            or (isinstance(value, dict) and not _is_b64(value))
+        ):
+            raise _invalid(
+                f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}"
+            )
+        if isinstance(value, bool):
+            add("int64", int(value))
+        elif isinstance(value, dict):
+            add("bytes", _b64(value, where))
+        elif isinstance(value, str):
+            add("bytes", _utf8(value, where))
+        else:
+            kind, number = _number(value)
+            if kind == "double":
+                add("float", _lossless(value, types_pb2.DT_FLOAT))
+            elif kind == "uint64":
+                raise _invalid(f"Feature: {name} has uint64 element. Only int64 is supported.")
+            else:
+                add("int64", number)
+    feature = example.features.feature[name]
+    for kind, items in kinds.items():
+        getattr(feature, f"{kind}_list").value.extend(items)
+
+
+def _example(row: Any, what: str):
+    """A JSON object -> tf.train.Example (MakeExampleFromJsonObject)."""
+    if not isinstance(row, dict):
+        raise _invalid(f"{what}: Example must be JSON object but got JSON {_json_type(row)}")
+    example = tf.train.Example()
+    for name, value in row.items():
+        _utf8(name, f"{what}: feature name")
+        _feature(value if isinstance(value, list) else [value], name, example)
     return example
 
 
-class _RestHandler(http.server.BaseHTTPRequestHandler):
-    server_version = "flight-delay-dev-server"
-    protocol_version = "HTTP/1.1"
-    manager: ModelManager
-    max_body_bytes: int
-    max_json_depth: int
+def _examples(body: dict, verb: str) -> list[bytes]:
+    """{"examples": [...], "context": {...}} -> serialized tf.Examples, each merged with the
+    context as TF Serving's ExampleListWithContext does (the example's features win)."""
+    context = b""
+    if "context" in body:
+        context = _example(body["context"], "'context'").SerializeToString()
+    if "examples" not in body:
+        raise _invalid(
+            f"JSON Value: {_json_text(body)} When method is {verb}, key 'examples' "
+            f"is expected and was not found"
+        )
+    examples = body["examples"]
+    if not isinstance(examples, list):
+        raise _invalid("Expecting 'examples' value to be an list/array")
+    if not examples:
+        raise _invalid("'examples' value is an empty array")
+    return [
+        context + _example(row, f"'examples' element {i}").SerializeToString()
+        for i, row in enumerate(examples)
+    ]
 
-    def log_message(self, format, *args):  # noqa: A002 -- the base class's signature
-        log.debug("%s %s", self.address_string(), format % args)
 
-    def _send(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+def _flat_json(array: np.ndarray, as_b64: bool) -> list:
+    """Array values as JSON values: float32 in its shortest round-trip form (as TF Serving's
+    WriteDecimal prints it), bytes as text, or as {"b64": ...} for outputs named *_bytes."""
+    flat = array.ravel()
+    if flat.dtype == np.float32 or flat.dtype == np.float16:
+        return [float(text) for text in flat.astype(str).tolist()]
+    if flat.dtype == object or flat.dtype.kind == "S":
+        if as_b64:
+            return [{"b64": base64.b64encode(v).decode()} for v in flat.tolist()]
+        return [
+            v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v
+            for v in flat.tolist()
+        ]
+    return flat.tolist()
 
-    def _route(self):
-        match = _URL.match(self.path.split("?", 1)[0])
-        if not match:
-            raise _invalid(f"Malformed request: {self.command} {self.path}")
-        version = int(match["version"]) if match["version"] else None
-        return match["name"], version, bool(match["metadata"]), match["verb"]
 
-    def do_GET(self):  # noqa: N802 -- http.server's naming
+def _nest(flat: list, shape: tuple) -> Any:
+    if not shape:
+        return flat[0]
+    if len(shape) == 1:
+        return flat
+    step = len(flat) // shape[0] if shape[0] else 0
+    return [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def _jsonable(name: str, array: np.ndarray) -> Any:
+    return _nest(_flat_json(array, name.endswith("_bytes")), array.shape)
+
+
+def _predict_response(outputs: dict[str, np.ndarray], rows: bool) -> dict:
+    """Named outputs -> TF Serving's predict response (MakeJsonFromTensors): one output is
+    written bare, several as objects keyed by output name (per row, or per column)."""
+    if not rows:
+        if len(outputs) == 1:
+            ((name, values),) = outputs.items()
+            return {"outputs": _jsonable(name, values)}
+        return {"outputs": {name: _jsonable(name, values) for name, values in outputs.items()}}
+    batch = None
+    for name, values in outputs.items():
+        if values.ndim == 0:
+            raise _invalid(f"Tensor name: {name} has no shape information ")
+        if batch is not None and values.shape[0] != batch:
+            raise _invalid(
+                f"Tensor name: {name} has inconsistent batch size: "
+                f"{values.shape[0]} expecting: {batch}"
+            )
+        batch = values.shape[0]
+    columns = {name: _jsonable(name, values) for name, values in outputs.items()}
+    if len(columns) == 1:
+        return {"predictions": next(iter(columns.values()))}
+    return {
+        "predictions": [{name: column[i] for name, column in columns.items()} for i in range(batch)]
+    }
+
+
+def _classify_response(outputs: dict[str, np.ndarray]) -> dict:
+    """Classes and scores -> {"results": [[[label, score], ...], ...]}
+    (MakeJsonFromClassificationResult)."""
+    scores = outputs["scores"]
+    classes = outputs.get("classes")
+    labels = (
+        _jsonable("classes", classes)
+        if classes is not None
+        else [[""] * scores.shape[1]] * scores.shape[0]
+    )
+    return {
+        "results": [
+            [[label, score] for label, score in zip(row_labels, row_scores, strict=True)]
+            for row_labels, row_scores in zip(labels, _jsonable("scores", scores), strict=True)
+        ]
+    }
+
+
+# --- REST server (werkzeug) --------------------------------------------------------------------
+
+
+class _ModelName(BaseConverter):
+    regex = r"[^/:]+"  # http_rest_api_util.cc: ([^/:]+)
+
+
+class _Digits(BaseConverter):
+    regex = r"\d+"
+
+
+_VERBS = "any(predict, classify, regress)"
+_PREFIXES = (
+    "/v1/models/<name:model>",
+    "/v1/models/<name:model>/versions/<digits:version>",
+    "/v1/models/<name:model>/labels/<name:label>",
+)
+_URLS = Map(
+    [Rule("/v1/models", endpoint="no_model", methods=["GET"])]
+    + [Rule(prefix, endpoint="status", methods=["GET"]) for prefix in _PREFIXES]
+    + [Rule(prefix + "/metadata", endpoint="metadata", methods=["GET"]) for prefix in _PREFIXES]
+    + [
+        Rule(prefix + f":<{_VERBS}:verb>", endpoint="infer", methods=["POST"])
+        for prefix in _PREFIXES
+    ],
+    converters={"name": _ModelName, "digits": _Digits},
+    merge_slashes=False,
+    strict_slashes=True,
+)
+
+
+def _read_json(request: Request) -> dict:
+    """The request body as a JSON object (json_tensor.cc ParseJson). Raises
+    RequestEntityTooLarge over the body limit and ServingError for anything not an object."""
+    data = request.get_data(cache=False)
+    # A chunked body is cut at the limit without complaint; one more read past it raises
+    # RequestEntityTooLarge (werkzeug's LimitedStream.on_exhausted).
+    request.stream.read(1)
+    if not data.strip():
+        raise _invalid("JSON Parse error: The document is empty")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _invalid(
+            f"JSON Parse error: Invalid encoding in string. at offset: {e.start}"
+        ) from None
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise _invalid(f"JSON Parse error: {e.msg} at offset: {e.pos}") from None
+    except RecursionError:  # Python's parser refuses nesting past its recursion limit
+        raise _invalid("JSON Parse error: the document is nested too deeply") from None
+    except ValueError as e:  # e.g. an integer literal past Python's 4300-digit limit
+        raise _invalid(f"JSON Parse error: {e}") from None
+    if not isinstance(body, dict):
+        raise _invalid(f"JSON Value: {_json_text(body)} Is not object")
+    return body
+
+
+class RestApp:
+    """TF Serving's REST API as a WSGI application.
+
+    Every request gets a JSON answer: ServingErrors map to TF Serving's HTTP statuses, bodies
+    over `max_body_bytes` to 413, and any other exception to a 500 carrying its message."""
+
+    def __init__(self, manager: ModelManager, max_body_bytes: int = MAX_BODY_BYTES):
+        self.manager = manager
+        self.max_body_bytes = max_body_bytes
+        self.request_class = type(
+            "LimitedRequest", (Request,), {"max_content_length": max_body_bytes}
+        )
+
+    def __call__(self, environ, start_response):
+        request = self.request_class(environ)
         try:
-            name, version, is_metadata, verb = self._route()
-            if verb:
-                raise _invalid(f"Malformed request: GET {self.path} (use POST)")
-            if is_metadata:
-                servable, signature_map = metadata(self.manager, name, version)
-                self._send(200, {
-                    "model_spec": {"name": name, "signature_name": "",
-                                   "version": str(servable.version)},
-                    "metadata": {"signature_def": json_format.MessageToDict(
-                        signature_map, preserving_proto_field_name=True)}})
-            else:
-                self._send(200, json_format.MessageToDict(
-                    self.manager.status(name, version), preserving_proto_field_name=True,
-                    including_default_value_fields=True))
+            status, payload = self._dispatch(request)
         except ServingError as e:
-            self._send(HTTP_STATUS.get(e.code, 500), {"error": e.message})
+            status, payload = HTTP_STATUS.get(e.code, 500), {"error": e.message}
+        except RequestEntityTooLarge:
+            status, payload = (
+                413,
+                {"error": f"Request body exceeds the limit of {self.max_body_bytes} bytes"},
+            )
+        except HTTPException:  # no route: TF Serving's own wording
+            status, payload = 400, {"error": f"Malformed request: {request.method} {request.path}"}
+        except RecursionError:
+            status, payload = 400, {"error": "the request is nested too deeply"}
+        except Exception as e:
+            log.exception("%s %s failed", request.method, request.path)
+            status, payload = 500, {"error": f"Internal error: {type(e).__name__}: {e}"}
+        try:
+            body = json.dumps(payload)
+        except Exception as e:
+            log.exception("answer to %s %s not serializable", request.method, request.path)
+            status, body = 500, json.dumps({"error": f"Internal error: {type(e).__name__}"})
+        return Response(body, status=status, mimetype="application/json")(environ, start_response)
 
-    def _read_body(self) -> dict:
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                               "Content-Length header is required") from None
-        if length > self.max_body_bytes:
-            raise ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                               f"Request body of {length} bytes exceeds the limit of "
-                               f"{self.max_body_bytes} bytes")
-        text = self.rfile.read(length).decode("utf-8", errors="replace")
-        if json_depth(text) > self.max_json_depth:
-            raise _invalid(f"JSON nesting is deeper than {self.max_json_depth} levels")
-        try:
-            body = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise _invalid(f"JSON Parse error: {e.msg} at offset {e.pos}") from None
-        if not isinstance(body, dict):
-            raise _invalid("The request body must be a JSON object")
-        return body
+    def _servable(self, args: dict) -> Servable:
+        if "label" in args:  # version labels need a model config file; we have none
+            raise _invalid(f"Unrecognized servable version label: {args['label']}")
+        version = args.get("version")
+        if version is not None:
+            if int(version) > _INT64[1]:
+                raise _invalid(f"Failed to convert version: {version} to numeric.")
+            version = int(version)
+        return self.manager.get(args["model"], version)
 
-    def do_POST(self):  # noqa: N802
-        try:
-            try:
-                body = self._read_body()
-            except ServingError as e:
-                if e.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    self.close_connection = True  # the body was not read: drop the connection
-                    self._send(413, {"error": e.message})
-                    return
-                raise
-            name, version, is_metadata, verb = self._route()
-            signature_name = body.get("signature_name", "")
-            if not isinstance(signature_name, str):
-                raise _invalid("'signature_name' must be a string")
-            if verb == "predict" and not is_metadata:
-                servable = self.manager.get(name, version)
-                sig, _ = servable.signature(signature_name, contract.PREDICT_METHOD)
-                inputs, rows = _rest_predict_inputs(body, sig)
-                _, _, outputs = predict(self.manager, name, servable.version, signature_name,
-                                        inputs)
-                self._send(200, _rest_predict_response(outputs, rows))
-            elif verb == "classify" and not is_metadata:
-                examples = body.get("examples")
-                if not isinstance(examples, list):
-                    raise _invalid("'examples' must be a JSON array of objects")
-                context = body.get("context", {})
-                merged = [{**context, **row} if isinstance(row, dict) else row
-                          for row in examples]
-                serialized = [_json_example(row, i).SerializeToString()
-                              for i, row in enumerate(merged)]
-                _, _, classes, scores = classify(self.manager, name, version, signature_name,
-                                                 serialized)
-                self._send(200, {"results": [
-                    [[c.decode(), float(s)] for c, s in zip(row_classes, row_scores)]
-                    for row_classes, row_scores in zip(classes, scores)]})
+    def _dispatch(self, request: Request) -> tuple[int, Any]:
+        endpoint, args = _URLS.bind_to_environ(request.environ).match()
+        if endpoint == "no_model":
+            raise _invalid("Missing model name in request.")
+        if endpoint == "status":
+            if "label" in args:
+                self._servable(args)
+            version = int(args["version"]) if "version" in args else None
+            return 200, json_format.MessageToDict(
+                self.manager.status(args["model"], version),
+                preserving_proto_field_name=True,
+                including_default_value_fields=True,
+            )
+        servable = self._servable(args)
+        if endpoint == "metadata":
+            # TF Serving prints with always_print_primitive_fields (http_rest_api_util.cc).
+            return 200, {
+                "model_spec": {
+                    "name": servable.name,
+                    "signature_name": "",
+                    "version": str(servable.version),
+                },
+                "metadata": {
+                    "signature_def": json_format.MessageToDict(
+                        metadata(servable),
+                        preserving_proto_field_name=True,
+                        including_default_value_fields=True,
+                    )
+                },
+            }
+        body = _read_json(request)
+        signature_name = body.get("signature_name", "")
+        if not isinstance(signature_name, str):
+            raise _invalid(
+                f"JSON Value: {_json_text(body)} not formatted correctly. "
+                f"'signature_name' key must be a string value."
+            )
+        _utf8(signature_name, "'signature_name'")
+        verb = args["verb"]
+        if verb == "predict":
+            signature = servable.signature(signature_name)
+            sig = signature.definition
+            if "instances" in body and "inputs" in body:
+                raise _invalid(
+                    "Not formatted correctly expecting only one of 'inputs' or "
+                    "'instances' keys to exist"
+                )
+            if "instances" in body:
+                inputs, rows = _instances(body["instances"], sig.inputs), True
+            elif "inputs" in body:
+                inputs, rows = _columns(body["inputs"], sig.inputs), False
             else:
-                raise _invalid(f"Malformed request: POST {self.path}")
-        except ServingError as e:
-            self._send(HTTP_STATUS.get(e.code, 500), {"error": e.message})
+                raise _invalid("Missing 'inputs' or 'instances' key")
+            outputs = predict(signature, inputs)
+            return 200, _predict_response(outputs, rows)
+        examples = _examples(body, verb)
+        method = CLASSIFY_METHOD if verb == "classify" else REGRESS_METHOD
+        outputs = run_examples(servable.signature(signature_name, method), examples)
+        if verb == "classify":
+            return 200, _classify_response(outputs)
+        return 200, {"results": _flat_json(outputs["outputs"], False)}
 
 
-def _jsonable(values: np.ndarray) -> Any:
-    if values.dtype == object:
-        return [v.decode() if isinstance(v, bytes) else v for v in values.tolist()]
-    return values.tolist()
+class _RequestHandler(WSGIRequestHandler):
+    """werkzeug's handler, logging to our logger (requests at DEBUG, errors at ERROR)."""
 
-
-def _rest_predict_response(outputs: dict[str, np.ndarray], rows: bool) -> dict:
-    if len(outputs) == 1:  # TF Serving drops the output name when there is only one
-        (values,) = outputs.values()
-        return {"predictions" if rows else "outputs": _jsonable(values)}
-    if rows:
-        size = len(next(iter(outputs.values())))
-        return {"predictions": [{k: _jsonable(v[i:i + 1])[0] for k, v in outputs.items()}
-                                for i in range(size)]}
-    return {"outputs": {k: _jsonable(v) for k, v in outputs.items()}}
+    def log(self, type: str, message: str, *args) -> None:
+        (log.error if type == "error" else log.debug)("%s " + message, self.address_string(), *args)
 
 
 # --- gRPC --------------------------------------------------------------------------------------
+
 
 def _version(model_spec) -> int | None:
     return model_spec.version.value if model_spec.HasField("version") else None
 
 
 def _abort_on_error(method):
+    """ServingErrors abort with their code; anything else with INTERNAL and its message."""
+
     def wrapper(self, request, context):
         try:
             return method(self, request, context)
         except ServingError as e:
             context.abort(e.code, e.message)
+        except Exception as e:
+            log.exception("gRPC %s failed", method.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
+
     return wrapper
 
 
@@ -520,27 +1005,27 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response_spec.signature_name = signature_name
 
     @_abort_on_error
-    def Predict(self, request, context):  # noqa: N802 -- gRPC method names
+    def Predict(self, request, context):
         from tensorflow_serving.apis import predict_pb2
 
         spec = request.model_spec
+        servable = self.manager.get(spec.name, _version(spec))
+        signature = servable.signature(spec.signature_name)
         inputs = {}
         for key, proto in request.inputs.items():
+            expected = signature.definition.inputs.get(key)
+            if expected is not None and proto.dtype != expected.dtype:
+                raise _invalid(
+                    f"Expects arg[{key}] to be {_dtype_name(expected.dtype)} but "
+                    f"{_dtype_name(proto.dtype)} is provided"
+                )
             try:
                 inputs[key] = tf.make_ndarray(proto)
             except (TypeError, ValueError) as e:
-                raise _invalid(f"input {key!r}: {e}") from None
-        servable = self.manager.get(spec.name, _version(spec))
-        sig, _ = servable.signature(spec.signature_name, contract.PREDICT_METHOD)
-        for key, proto in request.inputs.items():
-            if key in sig.inputs and proto.dtype != sig.inputs[key].dtype:
-                raise _invalid(f"Expects arg[{key}] to be "
-                               f"{tf.dtypes.as_dtype(sig.inputs[key].dtype).name} but "
-                               f"{tf.dtypes.as_dtype(proto.dtype).name} is provided")
-        servable, key, outputs = predict(self.manager, spec.name, servable.version,
-                                         spec.signature_name, inputs)
+                raise _invalid(f"tensor parsing error: {key}: {e}") from None
+        outputs = predict(signature, inputs)
         response = predict_pb2.PredictResponse()
-        self._spec(response.model_spec, servable, key)
+        self._spec(response.model_spec, servable, signature.key)
         wanted = set(request.output_filter) or set(outputs)
         for name, value in outputs.items():
             if name in wanted:
@@ -548,42 +1033,40 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     @_abort_on_error
-    def Classify(self, request, context):  # noqa: N802
+    def Classify(self, request, context):
         spec = request.model_spec
         kind = request.input.WhichOneof("kind")
         if kind == "example_list":
-            examples = list(request.input.example_list.examples)
+            examples = [e.SerializeToString() for e in request.input.example_list.examples]
         elif kind == "example_list_with_context":
             with_context = request.input.example_list_with_context
-            examples = []
-            for example in with_context.examples:
-                merged = tf.train.Example()
-                merged.CopyFrom(with_context.context)
-                merged.MergeFrom(example)
-                examples.append(merged)
+            context_bytes = with_context.context.SerializeToString()  # concatenation = merge
+            examples = [context_bytes + e.SerializeToString() for e in with_context.examples]
         else:
             raise _invalid("Input is empty.")
-        servable, key, classes, scores = classify(
-            self.manager, spec.name, _version(spec), spec.signature_name,
-            [e.SerializeToString() for e in examples])
+        servable = self.manager.get(spec.name, _version(spec))
+        signature = servable.signature(spec.signature_name, CLASSIFY_METHOD)
+        outputs = run_examples(signature, examples)
         response = classification_pb2.ClassificationResponse()
-        self._spec(response.model_spec, servable, key)
-        for row_classes, row_scores in zip(classes, scores):
+        self._spec(response.model_spec, servable, signature.key)
+        for row_classes, row_scores in zip(outputs["classes"], outputs["scores"], strict=True):
             result = response.result.classifications.add()
-            for label, score in zip(row_classes, row_scores):
+            for label, score in zip(row_classes, row_scores, strict=True):
                 result.classes.add(label=label.decode(), score=float(score))
         return response
 
     @_abort_on_error
-    def GetModelMetadata(self, request, context):  # noqa: N802
+    def GetModelMetadata(self, request, context):
         if list(request.metadata_field) != ["signature_def"]:
-            raise _invalid(f"Metadata field(s) {list(request.metadata_field)} not supported; "
-                           f"use ['signature_def']")
+            raise _invalid(
+                f"Metadata field(s) {list(request.metadata_field)} not supported; "
+                f"use ['signature_def']"
+            )
         spec = request.model_spec
-        servable, signature_map = metadata(self.manager, spec.name, _version(spec))
+        servable = self.manager.get(spec.name, _version(spec))
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         self._spec(response.model_spec, servable, "")
-        response.metadata["signature_def"].Pack(signature_map)
+        response.metadata["signature_def"].Pack(metadata(servable))
         return response
 
 
@@ -592,42 +1075,56 @@ class _ModelService(model_service_pb2_grpc.ModelServiceServicer):
         self.manager = manager
 
     @_abort_on_error
-    def GetModelStatus(self, request, context):  # noqa: N802
+    def GetModelStatus(self, request, context):
         spec = request.model_spec
         return self.manager.status(spec.name, _version(spec))
 
 
 # --- Running it --------------------------------------------------------------------------------
 
-class DevServer:
-    """The model manager plus REST and gRPC front ends; `port=0` picks a free port."""
 
-    def __init__(self, model_name: str, model_base_path: str, host: str = "127.0.0.1",
-                 rest_port: int = 8501, grpc_port: int = 8500, num_versions: int = 1,
-                 poll_seconds: float = 1.0, max_body_bytes: int = MAX_BODY_BYTES,
-                 max_json_depth: int = MAX_JSON_DEPTH, grpc_workers: int = 8):
+class DevServer:
+    """The model manager plus REST (werkzeug, threaded) and gRPC front ends; port 0 picks a
+    free port, read back from `rest_port` / `grpc_port`."""
+
+    def __init__(
+        self,
+        model_name: str,
+        model_base_path: str,
+        host: str = "127.0.0.1",
+        rest_port: int = 8501,
+        grpc_port: int = 8500,
+        num_versions: int = 1,
+        poll_seconds: float = 1.0,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        grpc_workers: int = 8,
+    ):
         self.manager = ModelManager(model_name, model_base_path, num_versions, poll_seconds)
-        handler = type("RestHandler", (_RestHandler,), dict(
-            manager=self.manager, max_body_bytes=max_body_bytes,
-            max_json_depth=max_json_depth))
-        self.http = http.server.ThreadingHTTPServer((host, rest_port), handler)
-        self.http.daemon_threads = True
-        self.grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=grpc_workers),
-                                options=[("grpc.max_receive_message_length", max_body_bytes)])
+        self.rest_app = RestApp(self.manager, max_body_bytes)
+        self.http = make_server(
+            host, rest_port, self.rest_app, threaded=True, request_handler=_RequestHandler
+        )
+        self.grpc = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=grpc_workers),
+            options=[("grpc.max_receive_message_length", max_body_bytes)],
+        )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            _PredictionService(self.manager), self.grpc)
+            _PredictionService(self.manager), self.grpc
+        )
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-            _ModelService(self.manager), self.grpc)
+            _ModelService(self.manager), self.grpc
+        )
         self.grpc_port = self.grpc.add_insecure_port(f"{host}:{grpc_port}")
         self.rest_port = self.http.server_address[1]
         self.host = host
         self._http_thread: threading.Thread | None = None
 
-    def start(self) -> "DevServer":
+    def start(self) -> DevServer:
         self.manager.start()
         self.grpc.start()
-        self._http_thread = threading.Thread(target=self.http.serve_forever, daemon=True,
-                                             name="rest")
+        self._http_thread = threading.Thread(
+            target=self.http.serve_forever, daemon=True, name="rest"
+        )
         self._http_thread.start()
         return self
 
@@ -637,7 +1134,7 @@ class DevServer:
         self.grpc.stop(grace=2).wait()
         self.manager.stop()
 
-    def __enter__(self) -> "DevServer":
+    def __enter__(self) -> DevServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -647,25 +1144,45 @@ class DevServer:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_name", default=MODEL_NAME)
-    parser.add_argument("--model_base_path", required=True,
-                        help="folder of integer versions, as Pusher writes it")
+    parser.add_argument(
+        "--model_base_path", required=True, help="folder of integer versions, as Pusher writes it"
+    )
     parser.add_argument("--rest_api_port", type=int, default=8501)
     parser.add_argument("--port", type=int, default=8500, help="gRPC port")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind; the default accepts local connections only")
-    parser.add_argument("--num_versions", type=int, default=1,
-                        help="how many of the newest versions to serve (TF Serving's "
-                             "'latest' policy)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind; the default accepts local connections only",
+    )
+    parser.add_argument(
+        "--num_versions",
+        type=int,
+        default=1,
+        help="how many of the newest versions to serve (TF Serving's 'latest' policy)",
+    )
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not push.versions(args.model_base_path):
         log.warning("no integer version under %s yet; waiting for one", args.model_base_path)
-    server = DevServer(args.model_name, args.model_base_path, args.host, args.rest_api_port,
-                       args.port, args.num_versions, args.file_system_poll_wait_seconds)
+    server = DevServer(
+        args.model_name,
+        args.model_base_path,
+        args.host,
+        args.rest_api_port,
+        args.port,
+        args.num_versions,
+        args.file_system_poll_wait_seconds,
+    )
     server.start()
-    log.info("REST on http://%s:%d, gRPC on %s:%d (development server; production runs "
-             "TensorFlow Serving)", args.host, server.rest_port, args.host, server.grpc_port)
+    log.info(
+        "REST on http://%s:%d, gRPC on %s:%d (development server; production runs "
+        "TensorFlow Serving)",
+        args.host,
+        server.rest_port,
+        args.host,
+        server.grpc_port,
+    )
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
