@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import pathlib
-import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-warnings.filterwarnings("ignore", category=FutureWarning)
-warnings.filterwarnings("ignore", category=DeprecationWarning)
+import pandas as pd
+import pytest
 
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+from pipeline import data
 
-from pipeline import data  # noqa: E402
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # read when TensorFlow is first imported
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +18,12 @@ def flight_rows() -> pd.DataFrame:
     """600 real flights of 2013 (a reproducible sample), joined and labelled."""
     examples = data.build_examples(data.load_tables(data.package_data_dir()))
     return examples.sample(600, random_state=7).reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def records(flight_rows) -> list[bytes]:
+    """`flight_rows` as serialized raw tf.Examples (with the label), as ExampleGen stores them."""
+    return data.encode_examples(flight_rows)
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +80,15 @@ def saved_model_dir(trained_model, tf_transform_output, tmp_path_factory) -> pat
     out = tmp_path_factory.mktemp("saved_model") / "model"
     export.export(trained_model, tf_transform_output, str(out))
     return out
+
+
+_TIERS = ("unit", "component", "e2e")
+
+
+def pytest_collection_modifyitems(items):
+    """Every test belongs to exactly one tier (pytest.ini), so `-m unit` means what it says."""
+    untiered = [item.nodeid for item in items
+                if sum(item.get_closest_marker(t) is not None for t in _TIERS) != 1]
+    if untiered:
+        raise pytest.UsageError("tests without exactly one tier marker (unit, component, "
+                                "e2e): " + ", ".join(untiered))

@@ -6,7 +6,11 @@ from __future__ import annotations
 import pathlib
 import re
 
+import pytest
+
 import kubeflow_runner as kr
+
+pytestmark = pytest.mark.unit
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STACK = ("tfx", "tensorflow", "tensorflow-transform", "tensorflow-data-validation",

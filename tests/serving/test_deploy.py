@@ -5,15 +5,18 @@ from __future__ import annotations
 import pathlib
 import re
 
+import pytest
 import yaml
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from models.model import MODEL_NAME
+from models.constants import MODEL_NAME
 from pipeline.config import local_config
 from serving import warmup
 
-DEPLOY = pathlib.Path(__file__).resolve().parent.parent / "serving" / "deploy"
+pytestmark = pytest.mark.unit
+
+DEPLOY = pathlib.Path(__file__).resolve().parents[2] / "serving" / "deploy"
 BATCHING_FIELDS = {"max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
                    "num_batch_threads", "thread_pool_name", "allowed_batch_sizes",
                    "pad_variable_length_inputs", "enable_large_batch_splitting"}

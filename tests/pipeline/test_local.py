@@ -14,20 +14,21 @@ import shutil
 import pytest
 import tensorflow as tf
 
-from models.model import OUTPUT_KEY
-from mobile import convert
-from mobile.convert import MobileConfig
-from models.training import TrainingConfig
+from mobile import runtime
+from mobile.config import MobileConfig
+from mobile.quantize import QUANTIZERS
+from models.config import TrainingConfig
+from models.constants import EXAMPLES_SIGNATURE, OUTPUT_KEY, PREDICT_SIGNATURE
 from pipeline import local
 from pipeline.config import local_config
+from pipeline.constants import NodeId
 from serving import contract, warmup
 from transforms import features as F
 
+pytestmark = pytest.mark.e2e
+
 ROWS_PER_MONTH = 250
-COMPONENTS = {"ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
-              "AnomaliesGate", "Transform", "Tuner", "Trainer",
-              "latest_blessed_model_resolver", "Evaluator", "InfraValidator", "Pusher",
-              "MobileExport"}
+COMPONENTS = {value for name, value in vars(NodeId).items() if name.isupper()}
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +94,12 @@ def test_blessed_model_gets_tflite_variants_under_the_serving_version(first_run,
     version = first_run["pushed_version"]
     assert mobile["published"] is True
     assert mobile["destination"] == str(pathlib.Path(config.mobile_model_dir) / version)
-    assert set(mobile["variants"]) == set(convert.VARIANTS)
+    assert set(mobile["variants"]) == set(QUANTIZERS)
     assert mobile["variants"]["float32"]["published"] is True
     assert mobile["variants"]["float32"]["max_abs_diff"] <= 1e-4
     published = {name for name, v in mobile["variants"].items() if v["published"]}
     files = {p.name for p in pathlib.Path(mobile["destination"]).iterdir()}
-    assert files == {convert.file_name(n) for n in published} | {
+    assert files == {runtime.file_name(n) for n in published} | {
         "labels.txt", "contract.json", "metrics.json"}
     contract = json.loads((pathlib.Path(mobile["destination"]) / "contract.json").read_text())
     assert contract["version"] == int(version)
@@ -127,8 +128,8 @@ def test_pushed_model_uses_the_tf_serving_layout_and_answers_both_signatures(fir
         request[feature.name] = tf.reshape(value, [-1])
 
     model = tf.saved_model.load(str(model_dir))
-    by_examples = model.signatures["serving_examples"](examples=tf.constant(records))
-    by_raw = model.signatures["serving_default"](**request)
+    by_examples = model.signatures[EXAMPLES_SIGNATURE](examples=tf.constant(records))
+    by_raw = model.signatures[PREDICT_SIGNATURE](**request)
     assert by_raw[OUTPUT_KEY].shape == (5,)
     tf.debugging.assert_near(by_raw[OUTPUT_KEY], by_examples[OUTPUT_KEY], atol=1e-5)
 
@@ -156,8 +157,8 @@ def test_unreachable_auc_floor_blocks_the_push_and_says_why(first_run, config, w
     strict = dataclasses.replace(config, min_eval_auc=0.99)
     result = local.run(strict, workspace / "runs")
     assert result["status"] == "succeeded"
-    assert _states(result)["Trainer"] == ["cached"]
-    assert _states(result)["Evaluator"] == ["ran"]
+    assert _states(result)[NodeId.TRAINER] == ["cached"]
+    assert _states(result)[NodeId.EVALUATOR] == ["ran"]
     assert result["blessed"] is False and result["pushed"] is False
     assert any("auc" in reason and "below the floor 0.99" in reason
                for reason in result["validation"]["failures"])
@@ -191,7 +192,7 @@ def _rewrite(span: pathlib.Path, corrupt) -> None:
     # An absent column is a schema anomaly: the gate stops the run and names it.
     (_drop_distance, "AnomaliesGate", ["AnomaliesFound", "feature 'distance'"]),
     # A column of the wrong type cannot even be profiled: StatisticsGen stops the run.
-    (_carrier_as_number, "StatisticsGen", ["wrong type", '"carrier"']),
+    (_carrier_as_number, NodeId.STATISTICS_GEN, ["wrong type", '"carrier"']),
 ], ids=["missing-column", "wrong-type"])
 def test_bad_span_stops_the_run_before_pusher_and_names_the_column(
         first_run, config, workspace, corrupt, failed_component, named):
@@ -207,8 +208,8 @@ def test_bad_span_stops_the_run_before_pusher_and_names_the_column(
         assert text in result["error"]
     states = _states(result)
     assert states[failed_component] == ["failed"]
-    assert "Trainer" not in states and "Pusher" not in states
-    assert "MobileExport" not in states
+    assert NodeId.TRAINER not in states and NodeId.PUSHER not in states
+    assert NodeId.MOBILE_EXPORT not in states
     assert _versions(config) == before
 
 
@@ -218,7 +219,7 @@ def test_a_new_model_is_compared_with_the_latest_blessed_one(first_run, config, 
         training=dataclasses.replace(config.training, max_epochs=1))
     result = local.run(retrained, workspace / "runs")
     assert result["status"] == "succeeded", result["error"]
-    assert _states(result)["Trainer"] == ["ran"]
+    assert _states(result)[NodeId.TRAINER] == ["ran"]
     assert result["baseline_model"] is not None
     assert result["baseline_model"] != first_run["baseline_model"]  # None the first time
     assert result["blessed"] is True and result["pushed"] is True

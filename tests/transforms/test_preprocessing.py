@@ -11,6 +11,8 @@ import tensorflow as tf
 from pipeline import data
 from transforms import features as F
 
+pytestmark = pytest.mark.component
+
 
 def _transform(tf_transform_output, rows):
     spec = F.raw_feature_spec()

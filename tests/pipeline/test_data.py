@@ -48,6 +48,7 @@ def _write_tables(folder: pathlib.Path, tables: data.Tables) -> pathlib.Path:
     return folder
 
 
+@pytest.mark.unit
 def test_join_takes_origin_weather_at_the_scheduled_hour_and_plane_attributes():
     weather = [_weather(hour=5, temp=1.0), _weather(hour=6, temp=42.0),
                _weather(origin="JFK", hour=6, temp=99.0)]
@@ -59,19 +60,23 @@ def test_join_takes_origin_weather_at_the_scheduled_hour_and_plane_attributes():
     assert row["day_of_week"] == 1  # 2013-03-04 was a Monday
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("arr_delay, expected", [(14.0, 0), (15.0, 1), (-3.0, 0),
                                                  (np.nan, 1)])
+@pytest.mark.unit
 def test_label_is_late_by_15_minutes_or_never_arrived(arr_delay, expected):
     rows = data.build_examples(_tables([_flight(arr_delay=arr_delay)]))
     assert rows[F.LABEL_KEY].tolist() == [expected]
 
 
+@pytest.mark.unit
 def test_only_registry_features_and_label_reach_the_examples():
     rows = data.build_examples(_tables([_flight()]))
     assert list(rows.columns) == [f.name for f in F.FEATURES] + [F.LABEL_KEY]
     assert not set(data.LEAKY_COLUMNS) & set(rows.columns)
 
 
+@pytest.mark.unit
 def test_missing_values_are_kept_as_absent_features():
     flights = [_flight(tailnum="UNKNOWN"), _flight(hour=23)]  # no plane row; no weather row
     rows = data.build_examples(_tables(flights))
@@ -88,6 +93,7 @@ def test_missing_values_are_kept_as_absent_features():
     assert list(feature[F.LABEL_KEY].int64_list.value) == [0]
 
 
+@pytest.mark.component
 def test_real_data_has_expected_size_and_positive_rate(flight_rows):
     assert set(flight_rows.columns) >= {f.name for f in F.FEATURES}
     tables = data.load_tables(data.package_data_dir())
@@ -96,6 +102,7 @@ def test_real_data_has_expected_size_and_positive_rate(flight_rows):
     assert 0.26 < rate < 0.27
 
 
+@pytest.mark.unit
 def test_prepare_writes_monthly_spans_per_split_once(tmp_path):
     source = _write_tables(tmp_path / "src", _tables(
         [_flight(month=m, day=1) for m in (1, 1, 2, 3)],
@@ -116,11 +123,13 @@ def test_prepare_writes_monthly_spans_per_split_once(tmp_path):
         data.prepare(out, (1,), (2, 3), source_dir=source)
 
 
+@pytest.mark.unit
 def test_prepare_rejects_overlapping_months(tmp_path):
     with pytest.raises(ValueError, match="disjoint"):
         data.prepare(tmp_path / "x", (1, 2), (2,))
 
 
+@pytest.mark.unit
 def test_missing_column_names_file_and_column_and_writes_nothing(tmp_path):
     tables = _tables([_flight()])
     source = _write_tables(tmp_path / "src", data.Tables(
@@ -130,6 +139,7 @@ def test_missing_column_names_file_and_column_and_writes_nothing(tmp_path):
     assert not any(tmp_path.glob("*spans*"))
 
 
+@pytest.mark.unit
 def test_wrong_type_names_column_value_and_row(tmp_path):
     flights = pd.DataFrame([_flight(), _flight(distance="far")])
     source = _write_tables(tmp_path / "src", data.Tables(
@@ -140,12 +150,14 @@ def test_wrong_type_names_column_value_and_row(tmp_path):
         data.load_tables(source)
 
 
+@pytest.mark.unit
 def test_required_feature_without_value_is_an_error():
     rows = data.build_examples(_tables([_flight(), _flight(carrier=None)]))
     with pytest.raises(data.DataError, match="column 'carrier': 1 row"):
         data.encode_examples(rows)
 
 
+@pytest.mark.unit
 def test_manifest_records_request_and_rows(tmp_path):
     source = _write_tables(tmp_path / "src", _tables([_flight()]))
     data.prepare(tmp_path / "spans", (3,), (4,), source_dir=source)
@@ -154,6 +166,7 @@ def test_manifest_records_request_and_rows(tmp_path):
     assert manifest["request"]["eval_months"] == [4]
 
 
+@pytest.mark.unit
 def test_weather_windows_cover_the_departure_hour_and_the_ones_before():
     hours = [_weather(hour=h, precip=p, visib=v, wind_speed=w)
              for h, p, v, w in [(3, 0.5, 10.0, 5.0), (4, 0.0, 2.0, 30.0), (5, 0.1, 10.0, 5.0),
@@ -166,6 +179,7 @@ def test_weather_windows_cover_the_departure_hour_and_the_ones_before():
     assert windows.loc[8, "precip_12h"] == pytest.approx(0.8)
 
 
+@pytest.mark.unit
 def test_implausible_readings_become_missing_before_windows():
     weather = pd.DataFrame([_weather(hour=5, wind_speed=1048.4), _weather(hour=6)])
     rows = data.build_examples(_tables([_flight()], weather.to_dict("records")))
@@ -173,6 +187,7 @@ def test_implausible_readings_become_missing_before_windows():
     assert rows.loc[0, "wind_speed_max_4h"] == 10.0  # the 1,048 mph reading is dropped
 
 
+@pytest.mark.unit
 def test_congestion_counts_flights_in_the_same_slot():
     flights = [_flight(), _flight(minute=10), _flight(hour=9, sched_dep_time=900),
                _flight(origin="JFK"), _flight(dest="ORD")]

@@ -1,0 +1,76 @@
+"""The run summary as a terminal report, from a summary dict like summarize() returns."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline import summary
+from pipeline.constants import EVAL_METRICS, NodeId
+
+pytestmark = pytest.mark.unit
+
+
+def _summary(**changes) -> dict:
+    base = {
+        "pipeline": "flight_delay", "run_id": "2026-11-30T05:00:00", "status": "succeeded",
+        "components": [{"component": NodeId.TRAINER, "state": "ran", "seconds": 12.34},
+                       {"component": NodeId.EVALUATOR, "state": "cached", "seconds": 0.5}],
+        "rows": {"train": 2500, "eval": 500},
+        "eval_metrics": {"overall": {"auc": 0.7123, "binary_accuracy": 0.75,
+                                     "calibration": 1.01, "example_count": 500.0,
+                                     "auc_diff": 0.0042},
+                         "carrier=UA": {"auc": 0.7, "binary_accuracy": 0.7,
+                                        "calibration": 0.9, "example_count": 80.0}},
+        "validation": {"ok": True, "failures": []}, "blessed": True,
+        "baseline_model": "/models/7", "pushed": True, "pushed_destination": "/serving/8",
+        "infra_validation": {"ok": True, "detail": "8 requests answered"},
+    }
+    base.update(changes)
+    return base
+
+
+def test_a_successful_run_reports_components_rows_metrics_blessing_and_push():
+    text = summary.format_summary(_summary())
+    lines = text.splitlines()
+    assert lines[0] == "Pipeline flight_delay, run 2026-11-30T05:00:00: succeeded"
+    assert any(NodeId.TRAINER in line and "ran" in line and "12.3 s" in line for line in lines)
+    assert "Rows: train 2,500, eval 500" in lines
+    overall = next(line for line in lines if line.strip().startswith("overall"))
+    assert "AUC 0.7123" in overall and "n 500" in overall and "AUC vs baseline +0.0042" in overall
+    assert lines.index(overall) < next(i for i, line in enumerate(lines) if "carrier=UA" in line)
+    assert "Blessed: yes (all thresholds met, compared with /models/7)" in lines
+    assert "Pushed: /serving/8" in lines
+
+
+def test_a_blocked_run_says_why_nothing_was_pushed():
+    failures = ["auc 0.6000 is below the floor 0.7"]
+    text = summary.format_summary(_summary(
+        blessed=False, pushed=False, validation={"ok": False, "failures": failures},
+        status="succeeded"))
+    assert f"Blessed: no ({failures[0]})" in text
+    assert "Pushed: no (the model was not blessed)" in text
+    infra_failed = summary.format_summary(_summary(
+        pushed=False, infra_validation={"ok": False, "detail": "loading failed"}))
+    assert "Pushed: no (infra validation failed)" in infra_failed
+    assert "FAILED (loading failed)" in infra_failed
+
+
+def test_a_failed_run_ends_with_its_error():
+    text = summary.format_summary(_summary(status="failed", error="AnomaliesFound: x"))
+    assert text.splitlines()[0].endswith(": failed")
+    assert text.splitlines()[-1] == "Error: AnomaliesFound: x"
+
+
+def test_mobile_variants_are_listed_with_their_verdicts():
+    mobile = {"published": False, "destination": None, "reason": "no variant passed its gate",
+              "variants": {"int8": {"published": False, "reason": "AUC drop 0.2 exceeds",
+                                    "size_bytes": 2048, "auc": 0.5, "latency_p50_ms": 0.25,
+                                    "max_abs_diff": 0.3}}}
+    text = summary.format_summary(_summary(mobile=mobile))
+    assert "Mobile (TFLite): not published (no variant passed its gate)" in text
+    assert any("int8" in line and "REJECTED" in line and "2.0 KB" in line
+               for line in text.splitlines())
+
+
+def test_summary_reads_every_evaluator_metric_and_the_gated_change():
+    assert set(summary.METRICS) == set(EVAL_METRICS.values()) | {"auc_diff"}
