@@ -45,12 +45,21 @@ BEAM_TEMP_DIR = "beam-tmp"  # Dataflow's temp location under the pipeline root, 
 # CPU (vCPU) and memory (GiB) limits per component on Vertex / KFP. With Beam on Dataflow or
 # a cluster the Beam-heavy components only drive jobs and need less.
 RESOURCES = {
-    "direct": {NodeId.STATISTICS_GEN: Resources(4, 16), NodeId.TRANSFORM: Resources(8, 32),
-               NodeId.EVALUATOR: Resources(8, 32), NodeId.TUNER: Resources(8, 32),
-               NodeId.TRAINER: Resources(8, 32), NodeId.INFRA_VALIDATOR: Resources(2, 8),
-               NodeId.MOBILE_EXPORT: Resources(4, 16)},
-    "remote": {NodeId.TUNER: Resources(8, 32), NodeId.TRAINER: Resources(8, 32),
-               NodeId.INFRA_VALIDATOR: Resources(2, 8), NodeId.MOBILE_EXPORT: Resources(4, 16)},
+    "direct": {
+        NodeId.STATISTICS_GEN: Resources(4, 16),
+        NodeId.TRANSFORM: Resources(8, 32),
+        NodeId.EVALUATOR: Resources(8, 32),
+        NodeId.TUNER: Resources(8, 32),
+        NodeId.TRAINER: Resources(8, 32),
+        NodeId.INFRA_VALIDATOR: Resources(2, 8),
+        NodeId.MOBILE_EXPORT: Resources(4, 16),
+    },
+    "remote": {
+        NodeId.TUNER: Resources(8, 32),
+        NodeId.TRAINER: Resources(8, 32),
+        NodeId.INFRA_VALIDATOR: Resources(2, 8),
+        NodeId.MOBILE_EXPORT: Resources(4, 16),
+    },
 }
 
 
@@ -64,16 +73,29 @@ def env_var(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
-def setting(default: Any = dataclasses.MISSING, help: str = "", *, option: str | None = None,
-            choices: Sequence[str] | None = None, under_bucket_root: str | None = None) -> Any:
+def setting(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    option: str | None = None,
+    choices: Sequence[str] | None = None,
+    under_bucket_root: str | None = None,
+) -> Any:
     """A ProductionSettings field; its default and help are also its command-line option's
     (help describes the option: `--no-tune` "skip Tuner").
 
     option: the flag when not `flag(field name)` (`--no-tune` sets `tune` to False);
     choices: the allowed values; under_bucket_root: the default path beneath --bucket-root.
     """
-    return dataclasses.field(default=default, metadata={
-        "help": help, "option": option, "choices": choices, "under_bucket_root": under_bucket_root})
+    return dataclasses.field(
+        default=default,
+        metadata={
+            "help": help,
+            "option": option,
+            "choices": choices,
+            "under_bucket_root": under_bucket_root,
+        },
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,43 +104,62 @@ class ProductionSettings:
     states its default and help once: `--help` and the flags are generated from these fields."""
 
     image: str = setting(help="the pipeline image (see Dockerfile)")
-    pipeline_root: str = setting(help="where TFX writes artifacts",
-                                 under_bucket_root="pipeline_root")
-    data_root: str = setting(help="prepared spans {train,eval}/*.tfrecord",
-                             under_bucket_root="data")
-    serving_model_dir: str = setting(help="Pusher's destination, polled by TF Serving",
-                                     under_bucket_root=f"serving_model/{MODEL_NAME}")
-    mobile_model_dir: str = setting(help="where TFLite variants are published for mobile builds",
-                                    under_bucket_root=f"mobile/{MODEL_NAME}")
+    pipeline_root: str = setting(
+        help="where TFX writes artifacts", under_bucket_root="pipeline_root"
+    )
+    data_root: str = setting(
+        help="prepared spans {train,eval}/*.tfrecord", under_bucket_root="data"
+    )
+    serving_model_dir: str = setting(
+        help="Pusher's destination, polled by TF Serving",
+        under_bucket_root=f"serving_model/{MODEL_NAME}",
+    )
+    mobile_model_dir: str = setting(
+        help="where TFLite variants are published for mobile builds",
+        under_bucket_root=f"mobile/{MODEL_NAME}",
+    )
     project: str | None = setting(None, "GCP project (Vertex, Dataflow)")
     region: str | None = setting(None, "GCP region (Vertex, Dataflow)")
-    service_account: str | None = setting(None, "service account the pipeline (and Dataflow) "
-                                                "run as")
-    beam: str = setting("direct", "direct: in each step's container; dataflow; portable: Flink "
-                                  "or Spark job server", choices=BEAM_RUNNERS)
+    service_account: str | None = setting(
+        None, "service account the pipeline (and Dataflow) run as"
+    )
+    beam: str = setting(
+        "direct",
+        "direct: in each step's container; dataflow; portable: Flink or Spark job server",
+        choices=BEAM_RUNNERS,
+    )
     dataflow_temp_location: str | None = setting(
-        None, f"Dataflow's temp files (default <pipeline-root>/{BEAM_TEMP_DIR})")
+        None, f"Dataflow's temp files (default <pipeline-root>/{BEAM_TEMP_DIR})"
+    )
     dataflow_machine_type: str = setting("n1-standard-4", "Dataflow worker machine type")
     dataflow_max_workers: int = setting(10, "Dataflow autoscaling limit")
     dataflow_disk_gb: int = setting(50, "disk of each Dataflow worker, GB")
     portable_job_endpoint: str | None = setting(None, "Flink/Spark job server host:port")
     portable_environment: str = setting(
-        "EXTERNAL:localhost:50000", "TYPE:CONFIG of the SDK harness; EXTERNAL = a worker-pool "
-        "sidecar running the image; DOCKER: uses the image")
+        "EXTERNAL:localhost:50000",
+        "TYPE:CONFIG of the SDK harness; EXTERNAL = a worker-pool "
+        "sidecar running the image; DOCKER: uses the image",
+    )
     vertex_training: bool = setting(False, "run Tuner and Trainer as Vertex AI custom jobs")
     # Defaults of the pipeline's own config classes are stated there.
-    training_machine_type: str = setting(VertexTraining.machine_type,
-                                         "Vertex training machine type")
-    training_replicas: int = setting(VertexTraining.replica_count, "Vertex training replicas "
-                                     "(> 1 with multi_worker_mirrored)")
-    distribution: str = setting(TrainingConfig.distribution,
-                                "tf.distribute strategy for Trainer and Tuner",
-                                choices=DISTRIBUTIONS)
-    tune: bool = setting(True, "skip Tuner (train with the search space defaults)",
-                         option="--no-tune")
+    training_machine_type: str = setting(
+        VertexTraining.machine_type, "Vertex training machine type"
+    )
+    training_replicas: int = setting(
+        VertexTraining.replica_count, "Vertex training replicas (> 1 with multi_worker_mirrored)"
+    )
+    distribution: str = setting(
+        TrainingConfig.distribution,
+        "tf.distribute strategy for Trainer and Tuner",
+        choices=DISTRIBUTIONS,
+    )
+    tune: bool = setting(
+        True, "skip Tuner (train with the search space defaults)", option="--no-tune"
+    )
     enable_cache: bool = setting(True, "run every step, even if cached", option="--no-cache")
-    kfp_host: str | None = setting(None, "submit to this Kubeflow Pipelines endpoint instead of "
-                                         "Vertex AI")
+    kfp_host: str | None = setting(
+        None, "submit to this Kubeflow Pipelines endpoint instead of Vertex AI"
+    )
     output_dir: str = setting("build", "where the compiled spec is written")
 
     @property
@@ -145,66 +186,103 @@ def problems(s: ProductionSettings, submit: bool) -> list[str]:
             value = getattr(s, field.name)
             need(value, field.name, "a bucket URI (or set --bucket-root)")
             if value and not value.startswith(REMOTE_SCHEMES):
-                found.append(f"{flag(field.name)} must be a bucket URI "
-                             f"({', '.join(REMOTE_SCHEMES)}), got {value!r}: steps run in "
-                             "containers that cannot see this machine")
+                found.append(
+                    f"{flag(field.name)} must be a bucket URI "
+                    f"({', '.join(REMOTE_SCHEMES)}), got {value!r}: steps run in "
+                    "containers that cannot see this machine"
+                )
     for name in ("dataflow_max_workers", "dataflow_disk_gb", "training_replicas"):
         if getattr(s, name) < 1:
             found.append(f"{flag(name)} must be at least 1, got {getattr(s, name)}")
     if s.vertex_training and s.training_replicas > 1 and s.distribution != "multi_worker_mirrored":
-        found.append("--training-replicas above 1 needs --distribution multi_worker_mirrored, "
-                     f"got {s.distribution!r}: each replica would train alone")
-    cloud_reasons = [reason for wanted, reason in (
-        (s.beam == "dataflow", "Dataflow"), (s.vertex_training, "Vertex AI Training"),
-        (submit and not s.kfp_host, "submitting to Vertex AI Pipelines")) if wanted]
+        found.append(
+            "--training-replicas above 1 needs --distribution multi_worker_mirrored, "
+            f"got {s.distribution!r}: each replica would train alone"
+        )
+    cloud_reasons = [
+        reason
+        for wanted, reason in (
+            (s.beam == "dataflow", "Dataflow"),
+            (s.vertex_training, "Vertex AI Training"),
+            (submit and not s.kfp_host, "submitting to Vertex AI Pipelines"),
+        )
+        if wanted
+    ]
     if cloud_reasons:
         need(s.project, "project", f"needed for {', '.join(cloud_reasons)}")
         need(s.region, "region", f"needed for {', '.join(cloud_reasons)}")
     if s.beam == "portable":
-        need(s.portable_job_endpoint, "portable_job_endpoint",
-             "the Flink or Spark job server, host:port")
+        need(
+            s.portable_job_endpoint,
+            "portable_job_endpoint",
+            "the Flink or Spark job server, host:port",
+        )
     return found
 
 
 def beam_args(s: ProductionSettings) -> tuple[str, ...]:
     """Beam presets: in-container DirectRunner, Dataflow, or a Flink/Spark job server."""
     if s.beam == "dataflow":
-        args = ["--runner=DataflowRunner", f"--project={s.project}", f"--region={s.region}",
-                "--temp_location="
-                + (s.dataflow_temp_location or f"{s.pipeline_root}/{BEAM_TEMP_DIR}"),
-                f"--machine_type={s.dataflow_machine_type}",
-                f"--max_num_workers={s.dataflow_max_workers}",
-                f"--disk_size_gb={s.dataflow_disk_gb}",
-                "--autoscaling_algorithm=THROUGHPUT_BASED",
-                # Workers run our image, so they have the same TFX, TFT and our package.
-                f"--sdk_container_image={s.image}", "--experiments=use_runner_v2"]
+        args = [
+            "--runner=DataflowRunner",
+            f"--project={s.project}",
+            f"--region={s.region}",
+            "--temp_location=" + (s.dataflow_temp_location or f"{s.pipeline_root}/{BEAM_TEMP_DIR}"),
+            f"--machine_type={s.dataflow_machine_type}",
+            f"--max_num_workers={s.dataflow_max_workers}",
+            f"--disk_size_gb={s.dataflow_disk_gb}",
+            "--autoscaling_algorithm=THROUGHPUT_BASED",
+            # Workers run our image, so they have the same TFX, TFT and our package.
+            f"--sdk_container_image={s.image}",
+            "--experiments=use_runner_v2",
+        ]
         if s.service_account:
             args.append(f"--service_account_email={s.service_account}")
         return tuple(args)
     if s.beam == "portable":
         environment_type, _, environment_config = s.portable_environment.partition(":")
-        return ("--runner=PortableRunner", f"--job_endpoint={s.portable_job_endpoint}",
-                f"--environment_type={environment_type}",
-                f"--environment_config={environment_config or s.image}")
+        return (
+            "--runner=PortableRunner",
+            f"--job_endpoint={s.portable_job_endpoint}",
+            f"--environment_type={environment_type}",
+            f"--environment_config={environment_config or s.image}",
+        )
     # One container: all its cores (0 = as many workers as CPUs).
     return ("--direct_running_mode=multi_processing", "--direct_num_workers=0")
 
 
 def pipeline_config(s: ProductionSettings) -> PipelineConfig:
-    vertex = (VertexTraining(project=s.project, region=s.region, image=s.image,
-                             machine_type=s.training_machine_type,
-                             replica_count=s.training_replicas)
-              if s.vertex_training else None)
+    vertex = (
+        VertexTraining(
+            project=s.project,
+            region=s.region,
+            image=s.image,
+            machine_type=s.training_machine_type,
+            replica_count=s.training_replicas,
+        )
+        if s.vertex_training
+        else None
+    )
     return PipelineConfig(
-        pipeline_name=PIPELINE_NAME, pipeline_root=s.pipeline_root, data_root=s.data_root,
-        serving_model_dir=s.serving_model_dir, mobile_model_dir=s.mobile_model_dir,
-        metadata_path=None, tune=s.tune,
-        training=TrainingConfig(distribution=s.distribution), enable_cache=s.enable_cache,
-        beam_pipeline_args=beam_args(s), schema_file=IMAGE_SCHEMA_FILE,
-        baseline=Baseline.LATEST_BLESSED, vertex_training=vertex,
-        resources={node: r for node, r in
-                   RESOURCES["direct" if s.beam == "direct" else "remote"].items()
-                   if s.tune or node != NodeId.TUNER})
+        pipeline_name=PIPELINE_NAME,
+        pipeline_root=s.pipeline_root,
+        data_root=s.data_root,
+        serving_model_dir=s.serving_model_dir,
+        mobile_model_dir=s.mobile_model_dir,
+        metadata_path=None,
+        tune=s.tune,
+        training=TrainingConfig(distribution=s.distribution),
+        enable_cache=s.enable_cache,
+        beam_pipeline_args=beam_args(s),
+        schema_file=IMAGE_SCHEMA_FILE,
+        baseline=Baseline.LATEST_BLESSED,
+        vertex_training=vertex,
+        resources={
+            node: r
+            for node, r in RESOURCES["direct" if s.beam == "direct" else "remote"].items()
+            if s.tune or node != NodeId.TUNER
+        },
+    )
 
 
 def compile_pipeline(s: ProductionSettings) -> str:
@@ -216,31 +294,39 @@ def compile_pipeline(s: ProductionSettings) -> str:
     config = pipeline_config(s)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
-            default_image=s.image, display_name=PIPELINE_NAME),
-        output_dir=s.output_dir, output_filename=os.path.basename(s.spec_file))
+            default_image=s.image, display_name=PIPELINE_NAME
+        ),
+        output_dir=s.output_dir,
+        output_filename=os.path.basename(s.spec_file),
+    )
     os.makedirs(s.output_dir, exist_ok=True)
     runner.run(create_pipeline(config))
     return s.spec_file
 
 
-def submit_vertex(s: ProductionSettings, spec_file: str,
-                  job_class: Callable | None = None) -> str:
+def submit_vertex(s: ProductionSettings, spec_file: str, job_class: Callable | None = None) -> str:
     """Submits to Vertex AI Pipelines; returns the console link of the run."""
     if job_class is None:
         from google.cloud import aiplatform
 
         job_class = aiplatform.PipelineJob
-    job = job_class(display_name=PIPELINE_NAME, template_path=spec_file,
-                    pipeline_root=s.pipeline_root, project=s.project, location=s.region,
-                    enable_caching=s.enable_cache)
+    job = job_class(
+        display_name=PIPELINE_NAME,
+        template_path=spec_file,
+        pipeline_root=s.pipeline_root,
+        project=s.project,
+        location=s.region,
+        enable_caching=s.enable_cache,
+    )
     job.submit(service_account=s.service_account)
     job_id = job.resource_name.rsplit("/", 1)[-1]
-    return (f"https://console.cloud.google.com/vertex-ai/locations/{s.region}/pipelines/runs/"
-            f"{job_id}?project={s.project}")
+    return (
+        f"https://console.cloud.google.com/vertex-ai/locations/{s.region}/pipelines/runs/"
+        f"{job_id}?project={s.project}"
+    )
 
 
-def submit_kfp(s: ProductionSettings, spec_file: str, client_class: Callable | None = None
-               ) -> str:
+def submit_kfp(s: ProductionSettings, spec_file: str, client_class: Callable | None = None) -> str:
     """Submits to a self-hosted Kubeflow Pipelines; returns the run's link."""
     if client_class is None:
         import kfp
@@ -248,15 +334,26 @@ def submit_kfp(s: ProductionSettings, spec_file: str, client_class: Callable | N
         client_class = kfp.Client
     client = client_class(host=s.kfp_host)
     run = client.create_run_from_pipeline_package(
-        spec_file, arguments={}, experiment_name=PIPELINE_NAME, pipeline_root=s.pipeline_root,
-        enable_caching=s.enable_cache, service_account=s.service_account)
+        spec_file,
+        arguments={},
+        experiment_name=PIPELINE_NAME,
+        pipeline_root=s.pipeline_root,
+        enable_caching=s.enable_cache,
+        service_account=s.service_account,
+    )
     return f"{s.kfp_host.rstrip('/')}/#/runs/details/{run.run_id}"
 
 
 # ---- command line: generated from ProductionSettings' fields ----
 
-def _option(name: str, default: Any, help: str, flag_name: str | None = None,
-            choices: Sequence[str] | None = None) -> click.Option:
+
+def _option(
+    name: str,
+    default: Any,
+    help: str,
+    flag_name: str | None = None,
+    choices: Sequence[str] | None = None,
+) -> click.Option:
     """An option with the setting's default; a bool setting is a flag that flips its default.
     Its help ends with its environment variable and default, like click's own."""
     kwargs: dict[str, Any] = {"type": click.Choice(choices)} if choices else {}
@@ -266,28 +363,46 @@ def _option(name: str, default: Any, help: str, flag_name: str | None = None,
         extra[0] += f"={str(not default).lower()}"
     elif default is not None:
         extra.append(f"default: {default}")
-    return click.Option([flag_name or flag(name), name], default=default,
-                        help=f"{help}  [{'; '.join(extra)}]", **kwargs)
+    return click.Option(
+        [flag_name or flag(name), name],
+        default=default,
+        help=f"{help}  [{'; '.join(extra)}]",
+        **kwargs,
+    )
 
 
 def _command() -> click.Command:
     """--bucket-root, one option per ProductionSettings field, and --submit."""
-    params = [_option("bucket_root", None, "gs://bucket/prefix: pipeline root, data, serving "
-                                           "and mobile pushes beneath")]
+    params = [
+        _option(
+            "bucket_root",
+            None,
+            "gs://bucket/prefix: pipeline root, data, serving and mobile pushes beneath",
+        )
+    ]
     for field in dataclasses.fields(ProductionSettings):
         meta = field.metadata
         help_text = meta["help"]
         if meta["under_bucket_root"]:
             help_text += f" (default <bucket-root>/{meta['under_bucket_root']})"
-        params.append(_option(
-            field.name, None if field.default is dataclasses.MISSING else field.default,
-            help_text, flag_name=meta["option"], choices=meta["choices"]))
+        params.append(
+            _option(
+                field.name,
+                None if field.default is dataclasses.MISSING else field.default,
+                help_text,
+                flag_name=meta["option"],
+                choices=meta["choices"],
+            )
+        )
     params.append(_option("submit", False, "submit after compiling"))
     return click.Command(
-        "kubeflow_runner.py", params=params, help=__doc__.split("\n\n")[0],
+        "kubeflow_runner.py",
+        params=params,
+        help=__doc__.split("\n\n")[0],
         epilog="Each option can be set by its environment variable instead; flags win over "
-               "environment variables, which win over defaults.",
-        context_settings={"max_content_width": 100})
+        "environment variables, which win over defaults.",
+        context_settings={"max_content_width": 100},
+    )
 
 
 COMMAND = _command()
@@ -299,14 +414,18 @@ def _parse(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any]:
     The environment enters as click's `default_map`, which ranks below flags and above
     defaults. Raises click.exceptions.Exit after printing --help, SettingsError otherwise.
     """
-    from_environ = {p.name: environ[env_var(p.name)] for p in COMMAND.params
-                    if environ.get(env_var(p.name))}  # empty = unset, as click treats it
+    from_environ = {
+        p.name: environ[env_var(p.name)] for p in COMMAND.params if environ.get(env_var(p.name))
+    }  # empty = unset, as click treats it
     try:
         ctx = COMMAND.make_context(COMMAND.name, list(argv), default_map=from_environ)
     except click.BadParameter as e:
-        if e.ctx is not None and e.param is not None and e.param.name in from_environ and (
-                e.ctx.get_parameter_source(e.param.name)
-                is click.core.ParameterSource.DEFAULT_MAP):
+        if (
+            e.ctx is not None
+            and e.param is not None
+            and e.param.name in from_environ
+            and (e.ctx.get_parameter_source(e.param.name) is click.core.ParameterSource.DEFAULT_MAP)
+        ):
             e.param_hint = f"{env_var(e.param.name)} ({e.param.opts[0]})"
         raise SettingsError(e.format_message()) from None
     except click.UsageError as e:
@@ -314,8 +433,9 @@ def _parse(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any]:
     return ctx.params
 
 
-def settings_from(argv: Sequence[str], environ: Mapping[str, str]
-                  ) -> tuple[ProductionSettings, bool]:
+def settings_from(
+    argv: Sequence[str], environ: Mapping[str, str]
+) -> tuple[ProductionSettings, bool]:
     """Flags, else FLIGHT_DELAY_* environment variables, else defaults; raises SettingsError
     listing every missing or wrong setting (click.exceptions.Exit after printing --help)."""
     values = _parse(argv, environ)
@@ -328,13 +448,18 @@ def settings_from(argv: Sequence[str], environ: Mapping[str, str]
     settings = ProductionSettings(**values)
     found = problems(settings, submit)
     if found:
-        raise SettingsError("cannot compile the pipeline; missing or invalid settings:\n  "
-                            + "\n  ".join(found))
+        raise SettingsError(
+            "cannot compile the pipeline; missing or invalid settings:\n  " + "\n  ".join(found)
+        )
     return settings, submit
 
 
-def main(argv: Sequence[str], environ: Mapping[str, str], job_class: Callable | None = None,
-         client_class: Callable | None = None) -> int:
+def main(
+    argv: Sequence[str],
+    environ: Mapping[str, str],
+    job_class: Callable | None = None,
+    client_class: Callable | None = None,
+) -> int:
     """Compiles, and submits with --submit (job_class / client_class stand in for Vertex's
     PipelineJob and kfp.Client in tests)."""
     try:
@@ -346,11 +471,16 @@ def main(argv: Sequence[str], environ: Mapping[str, str], job_class: Callable | 
         return 2
     spec_file = compile_pipeline(settings)
     target = "Kubeflow Pipelines" if settings.kfp_host else "Vertex AI"
-    print(f"Compiled {PIPELINE_NAME} for {target} (Beam: {settings.beam}, Vertex training: "
-          f"{settings.vertex_training}): {spec_file}")
+    print(
+        f"Compiled {PIPELINE_NAME} for {target} (Beam: {settings.beam}, Vertex training: "
+        f"{settings.vertex_training}): {spec_file}"
+    )
     if submit:
-        link = (submit_kfp(settings, spec_file, client_class) if settings.kfp_host
-                else submit_vertex(settings, spec_file, job_class))
+        link = (
+            submit_kfp(settings, spec_file, client_class)
+            if settings.kfp_host
+            else submit_vertex(settings, spec_file, job_class)
+        )
         print(f"Submitted: {link}")
     return 0
 

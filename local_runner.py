@@ -34,19 +34,37 @@ def _fraction(text: str) -> float:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output-dir", type=pathlib.Path, default=pathlib.Path("output"),
-                        help="data, pipeline root, ML Metadata, pushed models, run summaries")
-    parser.add_argument("--rows-per-month", type=_positive_int, default=None,
-                        help="sample this many flights per month (default: all)")
-    parser.add_argument("--fast", action="store_true",
-                        help="skip the Tuner and train at most 3 epochs")
-    parser.add_argument("--tuner-trials", type=_positive_int, default=None,
-                        help="tuning budget (default 4 trials of 2 epochs)")
-    parser.add_argument("--min-eval-auc", type=_fraction, default=None,
-                        help="AUC floor for blessing (default 0.70)")
-    parser.add_argument("--mobile-auc-tolerance", type=_fraction, default=None,
-                        help="largest eval AUC loss a quantized TFLite variant may show and "
-                             "still be published (default 0.005)")
+    parser.add_argument(
+        "--output-dir",
+        type=pathlib.Path,
+        default=pathlib.Path("output"),
+        help="data, pipeline root, ML Metadata, pushed models, run summaries",
+    )
+    parser.add_argument(
+        "--rows-per-month",
+        type=_positive_int,
+        default=None,
+        help="sample this many flights per month (default: all)",
+    )
+    parser.add_argument(
+        "--fast", action="store_true", help="skip the Tuner and train at most 3 epochs"
+    )
+    parser.add_argument(
+        "--tuner-trials",
+        type=_positive_int,
+        default=None,
+        help="tuning budget (default 4 trials of 2 epochs)",
+    )
+    parser.add_argument(
+        "--min-eval-auc", type=_fraction, default=None, help="AUC floor for blessing (default 0.70)"
+    )
+    parser.add_argument(
+        "--mobile-auc-tolerance",
+        type=_fraction,
+        default=None,
+        help="largest eval AUC loss a quantized TFLite variant may show and "
+        "still be published (default 0.005)",
+    )
     parser.add_argument("--no-cache", action="store_true", help="re-execute every component")
     parser.add_argument("--verbose", action="store_true", help="show the libraries' INFO logs")
     return parser.parse_args(argv)
@@ -59,8 +77,9 @@ def main(argv: list[str]) -> int:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         # TFMA divides by zero for slices with a single class; the summary shows those as nan.
-        warnings.filterwarnings("ignore", category=RuntimeWarning,
-                                module="tensorflow_model_analysis")
+        warnings.filterwarnings(
+            "ignore", category=RuntimeWarning, module="tensorflow_model_analysis"
+        )
 
     import dataclasses
 
@@ -75,8 +94,13 @@ def main(argv: list[str]) -> int:
         training = dataclasses.replace(training, max_epochs=3)
     if args.tuner_trials is not None:
         training = dataclasses.replace(training, tuner_trials=args.tuner_trials)
-    overrides = {"training": training, "tune": not args.fast, "enable_cache": not args.no_cache,
-                 "rows_per_month": args.rows_per_month, "beam_pipeline_args": BEAM_ARGS}
+    overrides = {
+        "training": training,
+        "tune": not args.fast,
+        "enable_cache": not args.no_cache,
+        "rows_per_month": args.rows_per_month,
+        "beam_pipeline_args": BEAM_ARGS,
+    }
     if args.min_eval_auc is not None:
         overrides["min_eval_auc"] = args.min_eval_auc
     if args.mobile_auc_tolerance is not None:

@@ -12,8 +12,7 @@ setup(
     version="0.1.0",
     description="TFX pipeline predicting 15+ minute arrival delays of 2013 New York flights",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["pipeline*", "models*", "transforms*", "serving*",
-                                    "mobile*"]),
+    packages=find_packages(include=["pipeline*", "models*", "transforms*", "serving*", "mobile*"]),
     package_data={"transforms": ["schema/*.pbtxt"]},
     py_modules=["local_runner", "kubeflow_runner"],
 )

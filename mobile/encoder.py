@@ -58,19 +58,25 @@ def probe_z_scores(tf_transform_output: tft.TFTransformOutput) -> dict[str, ZSco
         if feature.optional:  # absent in the third row
             present = values[:2] if feature.kind is F.Kind.NUMERIC else values
             raw[feature.name] = tf.SparseTensor(
-                [[i, 0] for i in range(len(present))], tf.constant(present, dtype),
-                [rows, 1])
+                [[i, 0] for i in range(len(present))], tf.constant(present, dtype), [rows, 1]
+            )
         else:
             raw[feature.name] = tf.constant([[v] for v in values], dtype)
     transformed = tf_transform_output.transform_raw_features(raw)
     result = {}
     for feature in F.of_kind(F.Kind.NUMERIC):
         z = transformed[F.transformed_name(feature.name)].numpy().astype(np.float64)
-        g_low, g_high = encoding.numeric_input(
-            feature, tf.constant(_probes(feature), tf.float32)).numpy().astype(np.float64)
-        result[feature.name] = ZScore(anchor=float(g_low), at_anchor=float(z[0]),
-                                      scale=float((z[1] - z[0]) / (g_high - g_low)),
-                                      missing=float(z[2]))
+        g_low, g_high = (
+            encoding.numeric_input(feature, tf.constant(_probes(feature), tf.float32))
+            .numpy()
+            .astype(np.float64)
+        )
+        result[feature.name] = ZScore(
+            anchor=float(g_low),
+            at_anchor=float(z[0]),
+            scale=float((z[1] - z[0]) / (g_high - g_low)),
+            missing=float(z[2]),
+        )
     return result
 
 
@@ -108,8 +114,12 @@ class BuiltinTransform(tf.Module):
             self._add_cross(key, vocab(key))
 
     def _string_table(self, keys: list[bytes], values: list[int], default: int):
-        return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-            tf.constant(keys, tf.string), tf.constant(values, tf.int64)), default_value=default)
+        return tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(keys, tf.string), tf.constant(values, tf.int64)
+            ),
+            default_value=default,
+        )
 
     def _add_vocabulary(self, key: str, vocabulary: list[bytes], dtype: type) -> None:
         oov = len(vocabulary)  # the OOV bucket (encoding.NUM_OOV_BUCKETS == 1)
@@ -139,7 +149,8 @@ class BuiltinTransform(tf.Module):
             matrix[firsts.index(a), seconds.index(b)] = index
         for i, values in enumerate((firsts, seconds)):
             self._string_tables[f"{key}/{i}"] = self._string_table(
-                values, list(range(len(values))), len(values))
+                values, list(range(len(values))), len(values)
+            )
         self._int_tables[key] = tf.constant(matrix)
 
     def _lookup_int(self, key: str, x: tf.Tensor) -> tf.Tensor:
@@ -156,8 +167,13 @@ class BuiltinTransform(tf.Module):
     def cross_ids(self, key, columns, dtypes):
         if any(dtype is not str for dtype in dtypes):
             raise ValueError(f"cross {key!r}: only text features are supported on mobile")
-        index = tf.stack([self._string_tables[f"{key}/{i}"].lookup(column.values)
-                          for i, column in enumerate(columns)], axis=1)
+        index = tf.stack(
+            [
+                self._string_tables[f"{key}/{i}"].lookup(column.values)
+                for i, column in enumerate(columns)
+            ],
+            axis=1,
+        )
         return tf.gather_nd(self._int_tables[key], index)
 
     def z_score(self, feature, x, present):

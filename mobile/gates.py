@@ -41,26 +41,40 @@ class VariantResult:
     latency_p99_ms: float | None = None
 
 
-def build_variants(model_dir: str, transform_graph_dir: str, eval_examples: list[bytes],
-                   representative_examples: list[bytes], work_dir: str,
-                   config: MobileConfig = MobileConfig(),
-                   quantizers: dict[str, quantize.Quantizer] = quantize.QUANTIZERS
-                   ) -> tuple[list[VariantResult], dict]:
+def build_variants(
+    model_dir: str,
+    transform_graph_dir: str,
+    eval_examples: list[bytes],
+    representative_examples: list[bytes],
+    work_dir: str,
+    config: MobileConfig = MobileConfig(),
+    quantizers: dict[str, quantize.Quantizer] = quantize.QUANTIZERS,
+) -> tuple[list[VariantResult], dict]:
     """Converts and measures every variant into `work_dir/<runtime.file_name>`; decides
     which may be published. `eval_examples` and `representative_examples` are serialized raw
     tf.Examples (with labels). Returns the results and the SavedModel's own eval figures
     ({"auc", "rows", "accuracy"})."""
     with tempfile.TemporaryDirectory() as local:  # the converter's input stays on local disk
         saved_dir = quantize.export_for_conversion(
-            model_dir, tft.TFTransformOutput(transform_graph_dir),
-            os.path.join(local, "conversion_saved_model"))
-        return _measure(saved_dir, model_dir, eval_examples, representative_examples,
-                        work_dir, config, quantizers)
+            model_dir,
+            tft.TFTransformOutput(transform_graph_dir),
+            os.path.join(local, "conversion_saved_model"),
+        )
+        return _measure(
+            saved_dir,
+            model_dir,
+            eval_examples,
+            representative_examples,
+            work_dir,
+            config,
+            quantizers,
+        )
 
 
 def _labels(serialized: list[bytes]) -> np.ndarray:
-    parsed = tf.io.parse_example(tf.constant(serialized),
-                                 {F.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)})
+    parsed = tf.io.parse_example(
+        tf.constant(serialized), {F.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+    )
     return parsed[F.LABEL_KEY].numpy()
 
 
@@ -70,15 +84,29 @@ def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(labels, scores))
 
 
-def _measure(saved_dir: str, model_dir: str, eval_examples: list[bytes],
-             representative_examples: list[bytes], work_dir: str, config: MobileConfig,
-             quantizers: dict[str, quantize.Quantizer]) -> tuple[list[VariantResult], dict]:
+def _measure(
+    saved_dir: str,
+    model_dir: str,
+    eval_examples: list[bytes],
+    representative_examples: list[bytes],
+    work_dir: str,
+    config: MobileConfig,
+    quantizers: dict[str, quantize.Quantizer],
+) -> tuple[list[VariantResult], dict]:
     columns = codec.columns_from_examples(eval_examples)
     labels = _labels(eval_examples)
-    reference = tf.saved_model.load(model_dir).signatures[PREDICT_SIGNATURE](
-        **{k: tf.constant(v) for k, v in columns.items()})[OUTPUT_KEY].numpy()
-    baseline = {"auc": _auc(labels, reference), "rows": len(labels),
-                "accuracy": float(np.mean((reference >= 0.5) == labels))}
+    reference = (
+        tf.saved_model.load(model_dir)
+        .signatures[PREDICT_SIGNATURE](**{k: tf.constant(v) for k, v in columns.items()})[
+            OUTPUT_KEY
+        ]
+        .numpy()
+    )
+    baseline = {
+        "auc": _auc(labels, reference),
+        "rows": len(labels),
+        "accuracy": float(np.mean((reference >= 0.5) == labels)),
+    }
     representative = codec.columns_from_examples(representative_examples)
 
     results = []
@@ -96,7 +124,8 @@ def _measure(saved_dir: str, model_dir: str, eval_examples: list[bytes],
         try:
             scores = runtime.predict(model, columns)
             result.latency_p50_ms, result.latency_p99_ms = runtime.latency_ms(
-                model, columns, config.latency_runs)
+                model, columns, config.latency_runs
+            )
         except Exception as e:  # noqa: BLE001 -- any interpreter failure rejects the variant
             result.reason = f"does not run in tflite-runtime: {_first_line(e)}"
             continue
@@ -114,18 +143,25 @@ def _first_line(error: Exception) -> str:
     return f"{type(error).__name__}: {useful[0].strip()}"[:500]
 
 
-def gate(name: str, result: VariantResult, baseline: dict, config: MobileConfig
-         ) -> tuple[bool, str]:
+def gate(
+    name: str, result: VariantResult, baseline: dict, config: MobileConfig
+) -> tuple[bool, str]:
     """(publishable, why) for a measured variant against the SavedModel's figures."""
     if name == REFERENCE_VARIANT:
         if baseline["rows"] < config.min_parity_rows:
-            return False, (f"parity needs {config.min_parity_rows} eval rows, only "
-                           f"{baseline['rows']} were given")
+            return False, (
+                f"parity needs {config.min_parity_rows} eval rows, only "
+                f"{baseline['rows']} were given"
+            )
         if result.max_abs_diff > config.float32_tolerance:
-            return False, (f"differs from the SavedModel by up to {result.max_abs_diff:.2e} "
-                           f"(> {config.float32_tolerance:.0e})")
-        return True, (f"matches the SavedModel within {result.max_abs_diff:.1e} on "
-                      f"{baseline['rows']} eval rows")
+            return False, (
+                f"differs from the SavedModel by up to {result.max_abs_diff:.2e} "
+                f"(> {config.float32_tolerance:.0e})"
+            )
+        return True, (
+            f"matches the SavedModel within {result.max_abs_diff:.1e} on "
+            f"{baseline['rows']} eval rows"
+        )
     drop = baseline["auc"] - result.auc
     if drop > config.auc_tolerance:
         return False, f"AUC drop {drop:.4f} exceeds the tolerance {config.auc_tolerance}"

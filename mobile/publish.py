@@ -23,10 +23,14 @@ def contract(tf_transform_output: tft.TFTransformOutput, version: int, data_span
     inputs = []
     for f in F.FEATURES:
         marker = F.missing_value(f) if f.optional else None
-        entry = {"name": f.name, "dtype": F.DTYPE_NAMES[f.dtype], "shape": [-1],
-                 "description": f.description, "required": not f.optional,
-                 "missing_value": marker if marker is None or isinstance(marker, str)
-                 else "NaN"}
+        entry = {
+            "name": f.name,
+            "dtype": F.DTYPE_NAMES[f.dtype],
+            "shape": [-1],
+            "description": f.description,
+            "required": not f.optional,
+            "missing_value": marker if marker is None or isinstance(marker, str) else "NaN",
+        }
         if f.kind is F.Kind.CATEGORICAL:
             vocabulary = [v.decode() for v in tf_transform_output.vocabulary_by_name(f.name)]
             entry["vocabulary"] = [v for v in vocabulary if v != F.MISSING_CATEGORY]
@@ -39,12 +43,20 @@ def contract(tf_transform_output: tft.TFTransformOutput, version: int, data_span
             entry["note"] = "accepted for a uniform request; the model does not use it"
         inputs.append(entry)
     return {
-        "model": MODEL_NAME, "version": version, "signature": PREDICT_SIGNATURE,
+        "model": MODEL_NAME,
+        "version": version,
+        "signature": PREDICT_SIGNATURE,
         "training_data": data_span,
         "inputs": inputs,
-        "outputs": [{"name": OUTPUT_KEY, "dtype": "float32", "shape": [-1],
-                     "meaning": "probability that the flight arrives 15+ minutes late or not "
-                                "at all (label 'delayed' in labels.txt)"}],
+        "outputs": [
+            {
+                "name": OUTPUT_KEY,
+                "dtype": "float32",
+                "shape": [-1],
+                "meaning": "probability that the flight arrives 15+ minutes late or not "
+                "at all (label 'delayed' in labels.txt)",
+            }
+        ],
         "labels": list(F.LABEL_CLASSES),
         "batching": "every input has shape [batch]; resize all inputs together",
     }
@@ -52,12 +64,17 @@ def contract(tf_transform_output: tft.TFTransformOutput, version: int, data_span
 
 def metrics(results: list[VariantResult], baseline: dict) -> dict:
     """metrics.json: the SavedModel's eval figures and every variant's, with its verdict."""
-    return {"savedmodel": baseline,
-            "variants": {r.variant: dataclasses.asdict(r) for r in results}}
+    return {"savedmodel": baseline, "variants": {r.variant: dataclasses.asdict(r) for r in results}}
 
 
-def publish(results: list[VariantResult], work_dir: str, mobile_base: str, version: int,
-            contract_doc: dict, baseline: dict) -> str | None:
+def publish(
+    results: list[VariantResult],
+    work_dir: str,
+    mobile_base: str,
+    version: int,
+    contract_doc: dict,
+    baseline: dict,
+) -> str | None:
     """Writes the accepted variants (from `work_dir`) and their documents as
     `<mobile_base>/<version>/`; returns that directory, or None when no variant passed."""
     accepted = [r for r in results if r.published]
@@ -66,11 +83,15 @@ def publish(results: list[VariantResult], work_dir: str, mobile_base: str, versi
 
     def fill(staging: str) -> None:
         for result in accepted:
-            tf.io.gfile.copy(os.path.join(work_dir, file_name(result.variant)),
-                             os.path.join(staging, file_name(result.variant)))
-        for name, text in (("labels.txt", "\n".join(F.LABEL_CLASSES) + "\n"),
-                           ("contract.json", json.dumps(contract_doc, indent=2)),
-                           ("metrics.json", json.dumps(metrics(results, baseline), indent=2))):
+            tf.io.gfile.copy(
+                os.path.join(work_dir, file_name(result.variant)),
+                os.path.join(staging, file_name(result.variant)),
+            )
+        for name, text in (
+            ("labels.txt", "\n".join(F.LABEL_CLASSES) + "\n"),
+            ("contract.json", json.dumps(contract_doc, indent=2)),
+            ("metrics.json", json.dumps(metrics(results, baseline), indent=2)),
+        ):
             with tf.io.gfile.GFile(os.path.join(staging, name), "w") as f:
                 f.write(text)
 

@@ -49,18 +49,25 @@ def _full_integer(converter, representative) -> bytes:
 
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                                           tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+    ]
     converter._experimental_calibrate_only = True
     return lite_convert.mlir_quantize(converter.convert(), denylisted_ops=["LOG"])
 
 
-QUANTIZERS: dict[str, Quantizer] = {"float32": _float32, "float16": _float16,
-                                    "dynamic_int8": _dynamic_range, "int8": _full_integer}
+QUANTIZERS: dict[str, Quantizer] = {
+    "float32": _float32,
+    "float16": _float16,
+    "dynamic_int8": _dynamic_range,
+    "int8": _full_integer,
+}
 
 
-def export_for_conversion(model_dir: str, tf_transform_output: tft.TFTransformOutput,
-                          out_dir: str) -> str:
+def export_for_conversion(
+    model_dir: str, tf_transform_output: tft.TFTransformOutput, out_dir: str
+) -> str:
     """The trained model (a SavedModel, as Trainer writes it) behind the builtin transform,
     saved with one raw-feature signature (PREDICT_SIGNATURE) for the TFLite converter."""
     module = tf.Module()
@@ -74,21 +81,25 @@ def export_for_conversion(model_dir: str, tf_transform_output: tft.TFTransformOu
         return {OUTPUT_KEY: tf.reshape(module.model({k: transformed[k] for k in names}), [-1])}
 
     module.serve = serve
-    tf.saved_model.save(module, out_dir,
-                        signatures={PREDICT_SIGNATURE: serve.get_concrete_function()})
+    tf.saved_model.save(
+        module, out_dir, signatures={PREDICT_SIGNATURE: serve.get_concrete_function()}
+    )
     return out_dir
 
 
-def to_tflite(saved_dir: str, quantizer: Quantizer,
-              representative_columns: dict[str, np.ndarray]) -> bytes:
+def to_tflite(
+    saved_dir: str, quantizer: Quantizer, representative_columns: dict[str, np.ndarray]
+) -> bytes:
     """The flatbuffer of one variant of the SavedModel at `saved_dir` (from
     export_for_conversion), builtin ops only; `representative_columns` (raw columns, one
     array per feature) calibrate full-integer quantization, one row per step."""
+
     def representative() -> Iterator[dict]:
         for i in range(len(representative_columns[F.FEATURES[0].name])):
             yield runtime.feed(representative_columns, i)
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_dir,
-                                                         signature_keys=[PREDICT_SIGNATURE])
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_dir, signature_keys=[PREDICT_SIGNATURE]
+    )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex ops
     return quantizer(converter, representative)

@@ -35,8 +35,11 @@ def feed(columns: dict[str, np.ndarray], rows: slice | int) -> dict[str, np.ndar
     inputs = {}
     for f in F.FEATURES:
         values = np.atleast_1d(columns[f.name][rows])
-        inputs[f.name] = (np.array([v if isinstance(v, bytes) else v.encode() for v in values],
-                                   dtype=object) if f.dtype is str else values)
+        inputs[f.name] = (
+            np.array([v if isinstance(v, bytes) else v.encode() for v in values], dtype=object)
+            if f.dtype is str
+            else values
+        )
     return inputs
 
 

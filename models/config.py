@@ -25,8 +25,9 @@ class TrainingConfig:
 
     def __post_init__(self):
         if self.distribution not in DISTRIBUTIONS:
-            raise ValueError(f"distribution must be one of {sorted(DISTRIBUTIONS)}, got "
-                             f"{self.distribution!r}")
+            raise ValueError(
+                f"distribution must be one of {sorted(DISTRIBUTIONS)}, got {self.distribution!r}"
+            )
 
     @classmethod
     def from_custom_config(cls, custom_config: dict | None) -> TrainingConfig:
@@ -38,7 +39,8 @@ class TrainingConfig:
         """The tf.distribute.Strategy named by `distribution`."""
         import tensorflow as tf
 
-        return {"none": tf.distribute.get_strategy,
-                "mirrored": tf.distribute.MirroredStrategy,
-                "multi_worker_mirrored": tf.distribute.MultiWorkerMirroredStrategy,
-                }[self.distribution]()
+        return {
+            "none": tf.distribute.get_strategy,
+            "mirrored": tf.distribute.MirroredStrategy,
+            "multi_worker_mirrored": tf.distribute.MultiWorkerMirroredStrategy,
+        }[self.distribution]()

@@ -47,8 +47,10 @@ def dense_to_raw(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor | tf.Spars
             present = encoding.present_mask(feature, x)
             rows = tf.where(present)[:, 0]
             raw[feature.name] = tf.SparseTensor(
-                tf.stack([rows, tf.zeros_like(rows)], axis=1), tf.boolean_mask(x, present),
-                tf.stack([tf.shape(x, out_type=tf.int64)[0], tf.constant(1, tf.int64)]))
+                tf.stack([rows, tf.zeros_like(rows)], axis=1),
+                tf.boolean_mask(x, present),
+                tf.stack([tf.shape(x, out_type=tf.int64)[0], tf.constant(1, tf.int64)]),
+            )
         else:
             raw[feature.name] = tf.expand_dims(x, 1)
     return raw
@@ -78,8 +80,10 @@ def make_signatures(model: Model, tf_transform_output: tft.TFTransformOutput) ->
         probability = predict(tf.io.parse_example(inputs, serving_spec))[OUTPUT_KEY]
         batch = tf.shape(probability)[0]
         classes, scores = CLASSIFY_OUTPUTS
-        return {classes: tf.tile(tf.constant([list(F.LABEL_CLASSES)]), [batch, 1]),
-                scores: tf.stack([1.0 - probability, probability], axis=1)}
+        return {
+            classes: tf.tile(tf.constant([list(F.LABEL_CLASSES)]), [batch, 1]),
+            scores: tf.stack([1.0 - probability, probability], axis=1),
+        }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def transform_features(examples):
@@ -104,6 +108,5 @@ def _set_method_name(export_dir: str, signature: str, method_name: str) -> None:
 
 
 def export(model: Model, tf_transform_output: tft.TFTransformOutput, export_dir: str) -> None:
-    tf.saved_model.save(model, export_dir,
-                        signatures=make_signatures(model, tf_transform_output))
+    tf.saved_model.save(model, export_dir, signatures=make_signatures(model, tf_transform_output))
     _set_method_name(export_dir, CLASSIFY_SIGNATURE, CLASSIFY_METHOD)

@@ -38,8 +38,9 @@ def model_inputs(tf_transform_output: tft.TFTransformOutput) -> dict[str, tf.io.
     return dict(sorted(spec.items()))
 
 
-def build_model(hp: keras_tuner.HyperParameters,
-                tf_transform_output: tft.TFTransformOutput) -> Model:
+def build_model(
+    hp: keras_tuner.HyperParameters, tf_transform_output: tft.TFTransformOutput
+) -> Model:
     """int64 inputs are vocabulary ids (sizes read from the transform output); the rest floats."""
     inputs, dense, embedded = {}, [], []
     for name, spec in model_inputs(tf_transform_output).items():
@@ -58,7 +59,9 @@ def build_model(hp: keras_tuner.HyperParameters,
     output = layers.Dense(1, activation="sigmoid", name=OUTPUT_KEY)(x)
 
     model = Model(inputs=inputs, outputs=output)
-    model.compile(optimizer=optimizers.Adam(hp.get("learning_rate")),
-                  loss="binary_crossentropy",
-                  metrics=[metrics.AUC(name=AUC_METRIC), metrics.BinaryAccuracy(name="accuracy")])
+    model.compile(
+        optimizer=optimizers.Adam(hp.get("learning_rate")),
+        loss="binary_crossentropy",
+        metrics=[metrics.AUC(name=AUC_METRIC), metrics.BinaryAccuracy(name="accuracy")],
+    )
     return model

@@ -25,19 +25,25 @@ OBJECTIVE = f"val_{AUC_METRIC}"
 _LOAD_BATCH = 65_536
 
 
-def _load(fn_args, files: list[str], tf_transform_output: tft.TFTransformOutput
-          ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+def _load(
+    fn_args, files: list[str], tf_transform_output: tft.TFTransformOutput
+) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
     """A split of transformed examples as in-memory tensors: (features, label[n, 1])."""
-    options = tfxio.TensorFlowDatasetOptions(batch_size=_LOAD_BATCH, label_key=F.LABEL_KEY,
-                                             num_epochs=1, shuffle=False)
-    batches = list(fn_args.data_accessor.tf_dataset_factory(
-        files, options, tf_transform_output.transformed_metadata.schema))
+    options = tfxio.TensorFlowDatasetOptions(
+        batch_size=_LOAD_BATCH, label_key=F.LABEL_KEY, num_epochs=1, shuffle=False
+    )
+    batches = list(
+        fn_args.data_accessor.tf_dataset_factory(
+            files, options, tf_transform_output.transformed_metadata.schema
+        )
+    )
     features = {name: tf.concat([x[name] for x, _ in batches], axis=0) for name in batches[0][0]}
     return features, tf.reshape(tf.concat([y for _, y in batches], axis=0), [-1, 1])
 
 
-def _batches(split: tuple[dict[str, tf.Tensor], tf.Tensor], config: TrainingConfig,
-             shuffle: bool) -> tf.data.Dataset:
+def _batches(
+    split: tuple[dict[str, tf.Tensor], tf.Tensor], config: TrainingConfig, shuffle: bool
+) -> tf.data.Dataset:
     """Batches of an in-memory split, in a fresh random order each epoch when `shuffle`.
 
     ExampleGen writes rows in time order; a streaming shuffle buffer small enough to be cheap
@@ -48,24 +54,36 @@ def _batches(split: tuple[dict[str, tf.Tensor], tf.Tensor], config: TrainingConf
     features, labels = split
     order = tf.data.Dataset.range(int(labels.shape[0]))
     if shuffle:
-        order = order.shuffle(int(labels.shape[0]), seed=config.seed,
-                              reshuffle_each_iteration=True)
-    return order.batch(config.batch_size).map(
-        lambda rows: ({name: tf.gather(x, rows) for name, x in features.items()},
-                      tf.gather(labels, rows)),
-        num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        order = order.shuffle(int(labels.shape[0]), seed=config.seed, reshuffle_each_iteration=True)
+    return (
+        order.batch(config.batch_size)
+        .map(
+            lambda rows: (
+                {name: tf.gather(x, rows) for name, x in features.items()},
+                tf.gather(labels, rows),
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
-def _train_and_eval(fn_args, tf_transform_output: tft.TFTransformOutput,
-                    config: TrainingConfig) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    return (_batches(_load(fn_args, fn_args.train_files, tf_transform_output), config, True),
-            _batches(_load(fn_args, fn_args.eval_files, tf_transform_output), config, False))
+def _train_and_eval(
+    fn_args, tf_transform_output: tft.TFTransformOutput, config: TrainingConfig
+) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    return (
+        _batches(_load(fn_args, fn_args.train_files, tf_transform_output), config, True),
+        _batches(_load(fn_args, fn_args.eval_files, tf_transform_output), config, False),
+    )
 
 
 def _early_stopping(config: TrainingConfig) -> keras_callbacks.EarlyStopping:
-    return keras_callbacks.EarlyStopping(monitor=OBJECTIVE, mode="max",
-                                         restore_best_weights=True,
-                                         patience=config.early_stopping_patience)
+    return keras_callbacks.EarlyStopping(
+        monitor=OBJECTIVE,
+        mode="max",
+        restore_best_weights=True,
+        patience=config.early_stopping_patience,
+    )
 
 
 class _DefaultsFirstOracle(keras_tuner.oracles.RandomSearchOracle):
@@ -73,8 +91,10 @@ class _DefaultsFirstOracle(keras_tuner.oracles.RandomSearchOracle):
 
     def populate_space(self, trial_id):
         if not self.trials:
-            return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING,
-                    "values": self.hyperparameters.values}
+            return {
+                "status": keras_tuner.engine.trial.TrialStatus.RUNNING,
+                "values": self.hyperparameters.values,
+            }
         return super().populate_space(trial_id)
 
 
@@ -85,8 +105,9 @@ class _Tuner(keras_tuner.Tuner):
     fits the model itself and reports the best validation AUC.
     """
 
-    def __init__(self, tf_transform_output: tft.TFTransformOutput,
-                 strategy: tf.distribute.Strategy, **kwargs):
+    def __init__(
+        self, tf_transform_output: tft.TFTransformOutput, strategy: tf.distribute.Strategy, **kwargs
+    ):
         super().__init__(**kwargs)
         self._tf_transform_output = tf_transform_output
         self._strategy = strategy
@@ -94,8 +115,9 @@ class _Tuner(keras_tuner.Tuner):
     def run_trial(self, trial, x, validation_data, epochs, callbacks=()):
         with self._strategy.scope():
             model = build_model(trial.hyperparameters, self._tf_transform_output)
-        history = model.fit(x, validation_data=validation_data, epochs=epochs,
-                            callbacks=list(callbacks), verbose=2)
+        history = model.fit(
+            x, validation_data=validation_data, epochs=epochs, callbacks=list(callbacks), verbose=2
+        )
         return {OBJECTIVE: max(history.history[OBJECTIVE])}
 
 
@@ -103,34 +125,55 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     config = TrainingConfig.from_custom_config(fn_args.custom_config)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     oracle = _DefaultsFirstOracle(
-        objective=keras_tuner.Objective(OBJECTIVE, "max"), max_trials=config.tuner_trials,
-        hyperparameters=search_space(), allow_new_entries=False, tune_new_entries=False,
-        seed=config.seed)
-    tuner = _Tuner(tf_transform_output, config.strategy(), oracle=oracle,
-                   directory=fn_args.working_dir, project_name="flight_delay_tuning",
-                   overwrite=True)
+        objective=keras_tuner.Objective(OBJECTIVE, "max"),
+        max_trials=config.tuner_trials,
+        hyperparameters=search_space(),
+        allow_new_entries=False,
+        tune_new_entries=False,
+        seed=config.seed,
+    )
+    tuner = _Tuner(
+        tf_transform_output,
+        config.strategy(),
+        oracle=oracle,
+        directory=fn_args.working_dir,
+        project_name="flight_delay_tuning",
+        overwrite=True,
+    )
     train, validation = _train_and_eval(fn_args, tf_transform_output, config)
-    return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={
-        "x": train,
-        "validation_data": validation,
-        "epochs": config.tuner_epochs,
-        "callbacks": [_early_stopping(config)],
-    })
+    return tfx.components.TunerFnResult(
+        tuner=tuner,
+        fit_kwargs={
+            "x": train,
+            "validation_data": validation,
+            "epochs": config.tuner_epochs,
+            "callbacks": [_early_stopping(config)],
+        },
+    )
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     config = TrainingConfig.from_custom_config(fn_args.custom_config)
     keras_utils.set_random_seed(config.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    hp = (keras_tuner.HyperParameters.from_config(fn_args.hyperparameters)
-          if fn_args.hyperparameters else search_space())
+    hp = (
+        keras_tuner.HyperParameters.from_config(fn_args.hyperparameters)
+        if fn_args.hyperparameters
+        else search_space()
+    )
     logging.info("Training with hyperparameters %s", hp.values)
 
     with config.strategy().scope():
         model = build_model(hp, tf_transform_output)
     train, validation = _train_and_eval(fn_args, tf_transform_output, config)
-    model.fit(train, validation_data=validation, epochs=config.max_epochs, verbose=2,
-              callbacks=[_early_stopping(config),
-                         keras_callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
-                                                     update_freq="epoch")])
+    model.fit(
+        train,
+        validation_data=validation,
+        epochs=config.max_epochs,
+        verbose=2,
+        callbacks=[
+            _early_stopping(config),
+            keras_callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
+        ],
+    )
     export.export(model, tf_transform_output, fn_args.serving_model_dir)

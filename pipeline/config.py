@@ -74,8 +74,10 @@ class PipelineConfig:
     @property
     def data_span(self) -> str:
         """The months a model learns from and is judged on, as the mobile contract states it."""
+
         def span(months: tuple[int, ...]) -> str:
             return f"{DATA_YEAR}-{min(months):02d}..{DATA_YEAR}-{max(months):02d}"
+
         return f"trained on {span(self.train_months)}, evaluated on {span(self.eval_months)}"
 
     def __post_init__(self):

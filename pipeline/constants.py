@@ -12,8 +12,13 @@ TRAIN_SPLIT, EVAL_SPLIT = "train", "eval"
 """ExampleGen's splits: the training months and the evaluation months."""
 
 EVAL_METRICS: dict[str, str] = {
-    "ExampleCount": "example_count", "AUC": "auc", "BinaryAccuracy": "binary_accuracy",
-    "Calibration": "calibration", "MeanLabel": "mean_label", "MeanPrediction": "mean_prediction"}
+    "ExampleCount": "example_count",
+    "AUC": "auc",
+    "BinaryAccuracy": "binary_accuracy",
+    "Calibration": "calibration",
+    "MeanLabel": "mean_label",
+    "MeanPrediction": "mean_prediction",
+}
 """The Evaluator's metrics: TFMA class name -> the key TFMA stores its value under (the
 change against a baseline is stored as "<key>_diff")."""
 GATED_METRIC = "AUC"

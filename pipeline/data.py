@@ -30,20 +30,42 @@ PLANES_FILE = "planes.csv"
 _NUMBER, _TEXT = "numbers", "text"
 REQUIRED_COLUMNS: dict[str, dict[str, str]] = {
     FLIGHTS_FILE: {
-        "year": _NUMBER, "month": _NUMBER, "day": _NUMBER, "hour": _NUMBER,
-        "sched_dep_time": _NUMBER, "sched_arr_time": _NUMBER, "arr_delay": _NUMBER,
-        "distance": _NUMBER, "carrier": _TEXT, "tailnum": _TEXT, "origin": _TEXT,
+        "year": _NUMBER,
+        "month": _NUMBER,
+        "day": _NUMBER,
+        "hour": _NUMBER,
+        "sched_dep_time": _NUMBER,
+        "sched_arr_time": _NUMBER,
+        "arr_delay": _NUMBER,
+        "distance": _NUMBER,
+        "carrier": _TEXT,
+        "tailnum": _TEXT,
+        "origin": _TEXT,
         "dest": _TEXT,
     },
     WEATHER_FILE: {
-        "origin": _TEXT, "year": _NUMBER, "month": _NUMBER, "day": _NUMBER, "hour": _NUMBER,
-        "temp": _NUMBER, "dewp": _NUMBER, "humid": _NUMBER, "wind_dir": _NUMBER,
-        "wind_speed": _NUMBER, "wind_gust": _NUMBER, "precip": _NUMBER, "pressure": _NUMBER,
+        "origin": _TEXT,
+        "year": _NUMBER,
+        "month": _NUMBER,
+        "day": _NUMBER,
+        "hour": _NUMBER,
+        "temp": _NUMBER,
+        "dewp": _NUMBER,
+        "humid": _NUMBER,
+        "wind_dir": _NUMBER,
+        "wind_speed": _NUMBER,
+        "wind_gust": _NUMBER,
+        "precip": _NUMBER,
+        "pressure": _NUMBER,
         "visib": _NUMBER,
     },
     PLANES_FILE: {
-        "tailnum": _TEXT, "year": _NUMBER, "type": _TEXT, "manufacturer": _TEXT,
-        "engines": _NUMBER, "seats": _NUMBER,
+        "tailnum": _TEXT,
+        "year": _NUMBER,
+        "type": _TEXT,
+        "manufacturer": _TEXT,
+        "engines": _NUMBER,
+        "seats": _NUMBER,
     },
 }
 
@@ -106,16 +128,20 @@ def _check_columns(frame: pd.DataFrame, path: pathlib.Path) -> pd.DataFrame:
     expected = REQUIRED_COLUMNS[path.name]
     missing = [c for c in expected if c not in frame.columns]
     if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; "
-                        f"expected columns {', '.join(expected)}")
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(missing)}; "
+            f"expected columns {', '.join(expected)}"
+        )
     for column, kind in expected.items():
         if kind != _NUMBER or pd.api.types.is_numeric_dtype(frame[column]):
             continue
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = frame[column].notna() & values.isna()
         row = int(np.argmax(bad.to_numpy()))
-        raise DataError(f"{path}: column '{column}' must hold numbers, found "
-                        f"{frame[column].iloc[row]!r} on data row {row + 1}")
+        raise DataError(
+            f"{path}: column '{column}' must hold numbers, found "
+            f"{frame[column].iloc[row]!r} on data row {row + 1}"
+        )
     return frame
 
 
@@ -154,14 +180,21 @@ def weather_windows(weather: pd.DataFrame) -> pd.DataFrame:
     """
     frames = []
     for origin, hourly in weather.groupby("origin"):
-        hourly = (hourly.set_index(pd.to_datetime(hourly[["year", "month", "day", "hour"]]))
-                  .sort_index().asfreq("h"))
-        windows = pd.DataFrame({
-            name: getattr(hourly[column].rolling(hours, min_periods=1), statistic)()
-            for name, (column, hours, statistic) in WEATHER_WINDOWS.items()})
+        hourly = (
+            hourly.set_index(pd.to_datetime(hourly[["year", "month", "day", "hour"]]))
+            .sort_index()
+            .asfreq("h")
+        )
+        windows = pd.DataFrame(
+            {
+                name: getattr(hourly[column].rolling(hours, min_periods=1), statistic)()
+                for name, (column, hours, statistic) in WEATHER_WINDOWS.items()
+            }
+        )
         stamps = windows.index
-        windows = windows.assign(origin=origin, year=stamps.year, month=stamps.month,
-                                 day=stamps.day, hour=stamps.hour)
+        windows = windows.assign(
+            origin=origin, year=stamps.year, month=stamps.month, day=stamps.day, hour=stamps.hour
+        )
         frames.append(windows.reset_index(drop=True))
     return pd.concat(frames, ignore_index=True)
 
@@ -172,16 +205,25 @@ def build_examples(tables: Tables) -> pd.DataFrame:
     for name, slot in CONGESTION.items():
         flights[name] = flights.groupby(slot)["carrier"].transform("size").astype(float)
     weather = implausible_as_missing(tables.weather.drop_duplicates(_WEATHER_KEY, keep="first"))
-    weather = weather.merge(weather_windows(weather), on=_WEATHER_KEY, how="left",
-                            validate="one_to_one")
-    planes = tables.planes.drop_duplicates("tailnum", keep="first").rename(columns={
-        "year": "plane_year", "type": "plane_type", "manufacturer": "plane_manufacturer",
-        "engines": "plane_engines", "seats": "plane_seats"})
+    weather = weather.merge(
+        weather_windows(weather), on=_WEATHER_KEY, how="left", validate="one_to_one"
+    )
+    planes = tables.planes.drop_duplicates("tailnum", keep="first").rename(
+        columns={
+            "year": "plane_year",
+            "type": "plane_type",
+            "manufacturer": "plane_manufacturer",
+            "engines": "plane_engines",
+            "seats": "plane_seats",
+        }
+    )
 
-    rows = flights.merge(weather, on=_WEATHER_KEY, how="left", validate="many_to_one",
-                         suffixes=("", "_weather"))
-    rows = rows.merge(planes, on="tailnum", how="left", validate="many_to_one",
-                      suffixes=("", "_plane"))
+    rows = flights.merge(
+        weather, on=_WEATHER_KEY, how="left", validate="many_to_one", suffixes=("", "_weather")
+    )
+    rows = rows.merge(
+        planes, on="tailnum", how="left", validate="many_to_one", suffixes=("", "_plane")
+    )
     dates = pd.to_datetime(dict(year=rows["year"], month=rows["month"], day=rows["day"]))
     rows["day_of_week"] = dates.dt.dayofweek + 1
     rows["plane_age"] = (rows["year"] - rows["plane_year"]).clip(lower=0)
@@ -196,8 +238,10 @@ def _list_array(values: pd.Series, dtype: type, optional: bool) -> pa.ListArray:
     """One value per row as an Arrow list column; missing values become null lists."""
     missing = values.isna().to_numpy()
     if missing.any() and not optional:
-        raise DataError(f"column '{values.name}': {int(missing.sum())} row(s) have no value, "
-                        "but the feature is required")
+        raise DataError(
+            f"column '{values.name}': {int(missing.sum())} row(s) have no value, "
+            "but the feature is required"
+        )
     if dtype is str:
         flat = pa.array(values.fillna("").astype(str).to_numpy(), pa.binary())
     else:
@@ -215,7 +259,8 @@ def encode_examples(rows: pd.DataFrame) -> list[bytes]:
     columns.append((features.LABEL_KEY, int, False))
     batch = pa.RecordBatch.from_arrays(
         [_list_array(rows[name], dtype, optional) for name, dtype, optional in columns],
-        [name for name, _, _ in columns])
+        [name for name, _, _ in columns],
+    )
     return example_coder.RecordBatchToExamplesEncoder().encode(batch)
 
 
@@ -227,9 +272,14 @@ def _write_tfrecord(path: pathlib.Path, records: list[bytes]) -> None:
             writer.write(record)
 
 
-def prepare(out_dir: pathlib.Path, train_months: tuple[int, ...], eval_months: tuple[int, ...],
-            rows_per_month: int | None = None, seed: int = 0,
-            source_dir: pathlib.Path | None = None) -> PreparedData:
+def prepare(
+    out_dir: pathlib.Path,
+    train_months: tuple[int, ...],
+    eval_months: tuple[int, ...],
+    rows_per_month: int | None = None,
+    seed: int = 0,
+    source_dir: pathlib.Path | None = None,
+) -> PreparedData:
     """Writes `<out_dir>/<split>/2013-MM.tfrecord` unless the same request was written before.
 
     The folder appears complete or not at all (written aside, then renamed), so an interrupted
@@ -238,29 +288,39 @@ def prepare(out_dir: pathlib.Path, train_months: tuple[int, ...], eval_months: t
     """
     overlap = set(train_months) & set(eval_months)
     if overlap or not train_months or not eval_months:
-        raise ValueError(f"train months {train_months} and eval months {eval_months} must be "
-                         "non-empty and disjoint")
+        raise ValueError(
+            f"train months {train_months} and eval months {eval_months} must be "
+            "non-empty and disjoint"
+        )
     if not set(train_months) | set(eval_months) <= set(range(1, 13)):
         raise ValueError(f"months must be 1-12, got {train_months} and {eval_months}")
     source_dir = source_dir or package_data_dir()
-    request = {"train_months": sorted(train_months), "eval_months": sorted(eval_months),
-               "rows_per_month": rows_per_month, "seed": seed, "source": str(source_dir),
-               "columns": [f.name for f in features.FEATURES] + [features.LABEL_KEY]}
+    request = {
+        "train_months": sorted(train_months),
+        "eval_months": sorted(eval_months),
+        "rows_per_month": rows_per_month,
+        "seed": seed,
+        "source": str(source_dir),
+        "columns": [f.name for f in features.FEATURES] + [features.LABEL_KEY],
+    }
 
     manifest = out_dir / _MANIFEST
     if manifest.exists():
         written = json.loads(manifest.read_text())
         if written["request"] == request:
             return PreparedData(out_dir, written["rows"], written["positive_rate"])
-        raise DataError(f"{out_dir} holds data prepared for {written['request']}, not "
-                        f"{request}; choose another data folder or delete it")
+        raise DataError(
+            f"{out_dir} holds data prepared for {written['request']}, not "
+            f"{request}; choose another data folder or delete it"
+        )
     if out_dir.exists():
         raise DataError(f"{out_dir} exists but has no {_MANIFEST}: not prepared by this step")
 
     examples = build_examples(load_tables(source_dir))
     if rows_per_month is not None:
-        examples = (examples.groupby("month", group_keys=False)
-                    .apply(lambda m: m.sample(min(len(m), rows_per_month), random_state=seed)))
+        examples = examples.groupby("month", group_keys=False).apply(
+            lambda m: m.sample(min(len(m), rows_per_month), random_state=seed)
+        )
 
     staging = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex}.tmp")
     rows: dict[str, dict[str, int]] = {}
@@ -274,8 +334,9 @@ def prepare(out_dir: pathlib.Path, train_months: tuple[int, ...], eval_months: t
                 _write_tfrecord(staging / split / f"{label}.tfrecord", encode_examples(part))
                 rows[split][label] = len(part)
         positive_rate = float(examples[features.LABEL_KEY].mean())
-        (staging / _MANIFEST).write_text(json.dumps(
-            {"request": request, "rows": rows, "positive_rate": positive_rate}, indent=2))
+        (staging / _MANIFEST).write_text(
+            json.dumps({"request": request, "rows": rows, "positive_rate": positive_rate}, indent=2)
+        )
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging.rename(out_dir)
     finally:

@@ -50,8 +50,14 @@ def _progress(verbose: bool):
     from absl import logging as absl_logging
 
     handler = _ProgressHandler(sys.stdout)
-    quieted = [] if verbose else [(h, h.level) for h in (*logging.getLogger().handlers,
-                                                         *logging.getLogger("tensorflow").handlers)]
+    quieted = (
+        []
+        if verbose
+        else [
+            (h, h.level)
+            for h in (*logging.getLogger().handlers, *logging.getLogger("tensorflow").handlers)
+        ]
+    )
     for h, _ in quieted:
         h.setLevel(max(h.level, logging.ERROR))
     old_verbosity = absl_logging.get_verbosity()
@@ -78,10 +84,15 @@ def run(config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool = False) -
 
     started = time.monotonic()
     print(f"[prepare] spans under {config.data_root}", flush=True)
-    prepared = data.prepare(pathlib.Path(config.data_root), config.train_months,
-                            config.eval_months, config.rows_per_month)
-    print(f"[prepare] {prepared.split_rows()} rows, {prepared.positive_rate:.1%} delayed",
-          flush=True)
+    prepared = data.prepare(
+        pathlib.Path(config.data_root),
+        config.train_months,
+        config.eval_months,
+        config.rows_per_month,
+    )
+    print(
+        f"[prepare] {prepared.split_rows()} rows, {prepared.positive_rate:.1%} delayed", flush=True
+    )
 
     error = None
     with _progress(verbose):
@@ -90,9 +101,12 @@ def run(config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool = False) -
         except Exception as exc:  # noqa: BLE001 -- any component's failure: summary, exit 1
             error = f"{type(exc).__name__}: {exc}"
         result = summary.summarize(config.metadata_path, config.pipeline_name)
-    result.update(status="failed" if error else "succeeded", error=error,
-                  wall_seconds=round(time.monotonic() - started, 1),
-                  finished_at=datetime.datetime.now().isoformat(timespec="seconds"))
+    result.update(
+        status="failed" if error else "succeeded",
+        error=error,
+        wall_seconds=round(time.monotonic() - started, 1),
+        finished_at=datetime.datetime.now().isoformat(timespec="seconds"),
+    )
 
     run_dir = runs_dir / re.sub(r"[^0-9A-Za-z_.-]", "-", result["run_id"])
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -37,32 +37,58 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_eval_auc}),
         change_threshold=tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -config.max_auc_drop}))
+            absolute={"value": -config.max_auc_drop},
+        ),
+    )
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=EXAMPLES_SIGNATURE, label_key=F.LABEL_KEY,
-                                    prediction_key=OUTPUT_KEY)],
-        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[key])
-                                              for key in F.SLICE_KEYS],
-        metrics_specs=[tfma.MetricsSpec(metrics=[
-            tfma.MetricConfig(class_name=name, per_slice_thresholds=[
-                tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
-                                             threshold=auc_threshold)])
-            if name == GATED_METRIC else tfma.MetricConfig(class_name=name)
-            for name in EVAL_METRICS])])
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name=EXAMPLES_SIGNATURE, label_key=F.LABEL_KEY, prediction_key=OUTPUT_KEY
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()]
+        + [tfma.SlicingSpec(feature_keys=[key]) for key in F.SLICE_KEYS],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[
+                    tfma.MetricConfig(
+                        class_name=name,
+                        per_slice_thresholds=[
+                            tfma.PerSliceMetricThreshold(
+                                slicing_specs=[tfma.SlicingSpec()], threshold=auc_threshold
+                            )
+                        ],
+                    )
+                    if name == GATED_METRIC
+                    else tfma.MetricConfig(class_name=name)
+                    for name in EVAL_METRICS
+                ]
+            )
+        ],
+    )
 
 
 def _vertex_config(vertex: VertexTraining, job_key: str) -> dict:
     """custom_config keys that make TFX's Vertex Tuner/Trainer run our image as a CustomJob."""
-    job = {"project": vertex.project, "worker_pool_specs": [{
-        "machine_spec": {"machine_type": vertex.machine_type},
-        "replica_count": 1,
-        "container_spec": {"image_uri": vertex.image}}]}
+    job = {
+        "project": vertex.project,
+        "worker_pool_specs": [
+            {
+                "machine_spec": {"machine_type": vertex.machine_type},
+                "replica_count": 1,
+                "container_spec": {"image_uri": vertex.image},
+            }
+        ],
+    }
     if vertex.replica_count > 1:  # chief plus workers, for MultiWorkerMirroredStrategy
-        job["worker_pool_specs"].append({**job["worker_pool_specs"][0],
-                                         "replica_count": vertex.replica_count - 1})
-    return {tfx.extensions.google_cloud_ai_platform.ENABLE_VERTEX_KEY: True,
-            tfx.extensions.google_cloud_ai_platform.VERTEX_REGION_KEY: vertex.region,
-            job_key: job}
+        job["worker_pool_specs"].append(
+            {**job["worker_pool_specs"][0], "replica_count": vertex.replica_count - 1}
+        )
+    return {
+        tfx.extensions.google_cloud_ai_platform.ENABLE_VERTEX_KEY: True,
+        tfx.extensions.google_cloud_ai_platform.VERTEX_REGION_KEY: vertex.region,
+        job_key: job,
+    }
 
 
 def _set_resources(components, resources: Mapping[str, Resources]) -> None:
@@ -73,103 +99,153 @@ def _set_resources(components, resources: Mapping[str, Resources]) -> None:
     by_id = {c.id: c for c in components}
     unknown = sorted(set(resources) - set(by_id))
     if unknown:
-        raise ValueError(f"resources for unknown components {unknown}; components are "
-                         f"{sorted(by_id)}")
+        raise ValueError(
+            f"resources for unknown components {unknown}; components are {sorted(by_id)}"
+        )
     spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
     for node_id, r in resources.items():
-        by_id[node_id].with_platform_config(spec(
-            cpu_limit=r.cpu, memory_limit=r.memory_gib, cpu_request=r.cpu,
-            memory_request=r.memory_gib))
+        by_id[node_id].with_platform_config(
+            spec(
+                cpu_limit=r.cpu,
+                memory_limit=r.memory_gib,
+                cpu_request=r.cpu,
+                memory_request=r.memory_gib,
+            )
+        )
 
 
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     """The pipeline's TFX graph; node ids are pipeline.constants.NodeId."""
     example_gen = tfx.components.ImportExampleGen(
         input_base=config.data_root,
-        input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name=split, pattern=f"{split}/*.tfrecord")
-            for split in (TRAIN_SPLIT, EVAL_SPLIT)
-        ])).with_id(NodeId.EXAMPLE_GEN)
-    statistics_gen = tfx.components.StatisticsGen(
-        examples=example_gen.outputs["examples"]).with_id(NodeId.STATISTICS_GEN)
+        input_config=tfx.proto.Input(
+            splits=[
+                tfx.proto.Input.Split(name=split, pattern=f"{split}/*.tfrecord")
+                for split in (TRAIN_SPLIT, EVAL_SPLIT)
+            ]
+        ),
+    ).with_id(NodeId.EXAMPLE_GEN)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
+        NodeId.STATISTICS_GEN
+    )
     schema_gen = tfx.components.ImportSchemaGen(
-        schema_file=config.schema_file or str(schema.SCHEMA_FILE)).with_id(NodeId.SCHEMA_GEN)
+        schema_file=config.schema_file or str(schema.SCHEMA_FILE)
+    ).with_id(NodeId.SCHEMA_GEN)
     example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"],
-        schema=schema_gen.outputs["schema"]).with_id(NodeId.EXAMPLE_VALIDATOR)
-    anomalies_gate = AnomaliesGate(
-        anomalies=example_validator.outputs["anomalies"]).with_id(NodeId.ANOMALIES_GATE)
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    ).with_id(NodeId.EXAMPLE_VALIDATOR)
+    anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"]).with_id(
+        NodeId.ANOMALIES_GATE
+    )
 
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        disable_statistics=True).with_id(NodeId.TRANSFORM)  # StatisticsGen profiles the data
+        disable_statistics=True,
+    ).with_id(NodeId.TRANSFORM)  # StatisticsGen profiles the data
     transform.add_upstream_node(anomalies_gate)
 
     training_args = dict(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT]),
-        eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT]))
+        eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT]),
+    )
     custom_config = dataclasses.asdict(config.training)
-    components = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate,
-                  transform]
+    components = [
+        example_gen,
+        statistics_gen,
+        schema_gen,
+        example_validator,
+        anomalies_gate,
+        transform,
+    ]
     hyperparameters = None
     vertex = config.vertex_training
     if config.tune:
         if vertex:
             tuner = tfx.extensions.google_cloud_ai_platform.Tuner(
-                tuner_fn=TUNER_FN, **training_args,
+                tuner_fn=TUNER_FN,
+                **training_args,
                 tune_args=tfx.proto.TuneArgs(num_parallel_trials=vertex.parallel_tuning_trials),
-                custom_config={**custom_config, **_vertex_config(vertex, TUNING_ARGS_KEY),
-                               REMOTE_TRIALS_WORKING_DIR_KEY:
-                                   f"{config.pipeline_root.rstrip('/')}/tuner_trials"})
+                custom_config={
+                    **custom_config,
+                    **_vertex_config(vertex, TUNING_ARGS_KEY),
+                    REMOTE_TRIALS_WORKING_DIR_KEY: (
+                        f"{config.pipeline_root.rstrip('/')}/tuner_trials"
+                    ),
+                },
+            )
         else:
-            tuner = tfx.components.Tuner(tuner_fn=TUNER_FN, custom_config=custom_config,
-                                         **training_args)
+            tuner = tfx.components.Tuner(
+                tuner_fn=TUNER_FN, custom_config=custom_config, **training_args
+            )
         components.append(tuner.with_id(NodeId.TUNER))
         hyperparameters = tuner.outputs["best_hyperparameters"]
     if vertex:
         trainer = tfx.extensions.google_cloud_ai_platform.Trainer(
-            run_fn=RUN_FN, hyperparameters=hyperparameters, **training_args,
-            custom_config={**custom_config, **_vertex_config(
-                vertex, tfx.extensions.google_cloud_ai_platform.TRAINING_ARGS_KEY)})
+            run_fn=RUN_FN,
+            hyperparameters=hyperparameters,
+            **training_args,
+            custom_config={
+                **custom_config,
+                **_vertex_config(vertex, tfx.extensions.google_cloud_ai_platform.TRAINING_ARGS_KEY),
+            },
+        )
     else:
-        trainer = tfx.components.Trainer(run_fn=RUN_FN, hyperparameters=hyperparameters,
-                                         custom_config=custom_config, **training_args)
+        trainer = tfx.components.Trainer(
+            run_fn=RUN_FN,
+            hyperparameters=hyperparameters,
+            custom_config=custom_config,
+            **training_args,
+        )
     trainer = trainer.with_id(NodeId.TRAINER)
 
-    models = dict(model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-                  model_blessing=tfx.dsl.Channel(
-                      type=tfx.types.standard_artifacts.ModelBlessing))
+    models = dict(
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    )
     if config.baseline is Baseline.LATEST_BLESSED:
         baseline_resolver = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **models)
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **models
+        )
     else:
-        baseline_resolver = tfx.dsl.Resolver(strategy_class=LatestBlessedBaselineStrategy,
-                                             candidate=trainer.outputs["model"], **models)
+        baseline_resolver = tfx.dsl.Resolver(
+            strategy_class=LatestBlessedBaselineStrategy,
+            candidate=trainer.outputs["model"],
+            **models,
+        )
     baseline_resolver = baseline_resolver.with_id(NodeId.BASELINE_RESOLVER)
     evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-        baseline_model=baseline_resolver.outputs["model"],
-        eval_config=eval_config(config)).with_id(NodeId.EVALUATOR)
-    infra_validator = LoadAndQueryValidator(
+        examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        examples=example_gen.outputs["examples"]).with_id(NodeId.INFRA_VALIDATOR)
+        baseline_model=baseline_resolver.outputs["model"],
+        eval_config=eval_config(config),
+    ).with_id(NodeId.EVALUATOR)
+    infra_validator = LoadAndQueryValidator(
+        model=trainer.outputs["model"], examples=example_gen.outputs["examples"]
+    ).with_id(NodeId.INFRA_VALIDATOR)
     pusher = AtomicPusher(
-        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
         infra_blessing=infra_validator.outputs["blessing"],
-        base_directory=config.serving_model_dir).with_id(NodeId.PUSHER)
+        base_directory=config.serving_model_dir,
+    ).with_id(NodeId.PUSHER)
     components += [trainer, baseline_resolver, evaluator, infra_validator, pusher]
     if config.mobile_model_dir:
-        components.append(MobileExport(
-            model=trainer.outputs["model"], transform_graph=transform.outputs["transform_graph"],
-            examples=example_gen.outputs["examples"],
-            model_blessing=evaluator.outputs["blessing"],
-            pushed_model=pusher.outputs["pushed_model"],
-            mobile_model_dir=config.mobile_model_dir, data_span=config.data_span,
-            config_json=json.dumps(dataclasses.asdict(config.mobile))
-        ).with_id(NodeId.MOBILE_EXPORT))
+        components.append(
+            MobileExport(
+                model=trainer.outputs["model"],
+                transform_graph=transform.outputs["transform_graph"],
+                examples=example_gen.outputs["examples"],
+                model_blessing=evaluator.outputs["blessing"],
+                pushed_model=pusher.outputs["pushed_model"],
+                mobile_model_dir=config.mobile_model_dir,
+                data_span=config.data_span,
+                config_json=json.dumps(dataclasses.asdict(config.mobile)),
+            ).with_id(NodeId.MOBILE_EXPORT)
+        )
     if config.resources:
         _set_resources(components, config.resources)
 
@@ -180,6 +256,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         enable_cache=config.enable_cache,
         metadata_connection_config=(
             tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
-            if config.metadata_path else None),
+            if config.metadata_path
+            else None
+        ),
         beam_pipeline_args=list(config.beam_pipeline_args),
     )

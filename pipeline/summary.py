@@ -43,8 +43,11 @@ def _latest_run(store, pipeline_name: str):
     pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline is None:
         raise LookupError(f"no pipeline named {pipeline_name!r} in ML Metadata")
-    runs = [c for c in store.get_children_contexts_by_context(pipeline.id)
-            if store.get_context_types_by_id([c.type_id])[0].name == "pipeline_run"]
+    runs = [
+        c
+        for c in store.get_children_contexts_by_context(pipeline.id)
+        if store.get_context_types_by_id([c.type_id])[0].name == "pipeline_run"
+    ]
     if not runs:  # older TFX versions do not link runs to the pipeline context
         runs = store.get_contexts_by_type("pipeline_run")
     if not runs:
@@ -61,9 +64,11 @@ def _node_id(store, execution) -> str:
 
 def _outputs(store, execution) -> dict[str, list]:
     """Output key -> artifacts of one execution."""
-    events = [e for e in store.get_events_by_execution_ids([execution.id])
-              if e.type in (metadata_store_pb2.Event.OUTPUT,
-                            metadata_store_pb2.Event.DECLARED_OUTPUT)]
+    events = [
+        e
+        for e in store.get_events_by_execution_ids([execution.id])
+        if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+    ]
     by_id = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
     outputs: dict[str, list] = {}
     for event in events:
@@ -84,8 +89,7 @@ def _split_rows(statistics) -> dict[str, int]:
 
     rows = {}
     for split in json.loads(statistics.properties["split_names"].string_value):
-        stats = load_stats_binary(os.path.join(statistics.uri, f"Split-{split}",
-                                               "FeatureStats.pb"))
+        stats = load_stats_binary(os.path.join(statistics.uri, f"Split-{split}", "FeatureStats.pb"))
         rows[split] = int(stats.datasets[0].num_examples)
     return rows
 
@@ -102,8 +106,8 @@ def _evaluation(evaluation_uri: str) -> tuple[dict[str, dict[str, float]], dict]
     for slice_key, values in tfma.load_eval_result(evaluation_uri).slicing_metrics:
         flat = values.get("", {}).get("", {})
         metrics[_slice_name(slice_key)] = {
-            name: float(next(iter(flat[name].values())))
-            for name in METRICS if name in flat}
+            name: float(next(iter(flat[name].values()))) for name in METRICS if name in flat
+        }
     validation = tfma.load_validation_result(evaluation_uri)
     reasons = []
     for failure in validation.metric_validations_per_slice:
@@ -111,29 +115,46 @@ def _evaluation(evaluation_uri: str) -> tuple[dict[str, dict[str, float]], dict]
             threshold = f.metric_threshold
             value = f.metric_value.double_value.value
             if threshold.HasField("value_threshold"):
-                reasons.append(f"{f.metric_key.name} {value:.4f} is below the floor "
-                               f"{threshold.value_threshold.lower_bound.value}")
+                reasons.append(
+                    f"{f.metric_key.name} {value:.4f} is below the floor "
+                    f"{threshold.value_threshold.lower_bound.value}"
+                )
             else:
-                reasons.append(f"{f.metric_key.name} changed by {value:+.4f} against the "
-                               f"baseline, beyond the allowed "
-                               f"{threshold.change_threshold.absolute.value}")
+                reasons.append(
+                    f"{f.metric_key.name} changed by {value:+.4f} against the "
+                    f"baseline, beyond the allowed "
+                    f"{threshold.change_threshold.absolute.value}"
+                )
     return metrics, {"ok": bool(validation.validation_ok), "failures": reasons}
 
 
 def _mobile(artifact) -> dict:
     """Where the TFLite variants went and, per variant, size, AUC, latency and verdict."""
-    result = {"published": _custom(artifact, "published") == 1,
-              "destination": _custom(artifact, "destination") or None,
-              "reason": _custom(artifact, "reason") or None, "variants": {}}
+    result = {
+        "published": _custom(artifact, "published") == 1,
+        "destination": _custom(artifact, "destination") or None,
+        "reason": _custom(artifact, "reason") or None,
+        "variants": {},
+    }
     metrics_file = os.path.join(artifact.uri, "metrics.json")
     if os.path.exists(metrics_file):
         with open(metrics_file) as f:
             metrics = json.load(f)
         result["savedmodel_auc"] = metrics["savedmodel"]["auc"]
         result["variants"] = {
-            name: {k: v[k] for k in ("published", "reason", "size_bytes", "auc",
-                                     "latency_p50_ms", "max_abs_diff")}
-            for name, v in metrics["variants"].items()}
+            name: {
+                k: v[k]
+                for k in (
+                    "published",
+                    "reason",
+                    "size_bytes",
+                    "auc",
+                    "latency_p50_ms",
+                    "max_abs_diff",
+                )
+            }
+            for name, v in metrics["variants"].items()
+        }
     return result
 
 
@@ -141,15 +162,17 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict:
     """A JSON-ready account of the pipeline's latest run."""
     store = open_store(metadata_path)
     run = _latest_run(store, pipeline_name)
-    executions = sorted(store.get_executions_by_context(run.id),
-                        key=lambda e: e.create_time_since_epoch)
+    executions = sorted(
+        store.get_executions_by_context(run.id), key=lambda e: e.create_time_since_epoch
+    )
     summary: dict = {"pipeline": pipeline_name, "run_id": run.name, "components": []}
     outputs = {}
     resolvers = set()  # resolver nodes resolve anew each run; they have nothing to cache
     for execution in executions:
         node = _node_id(store, execution)
-        seconds = (execution.last_update_time_since_epoch
-                   - execution.create_time_since_epoch) / 1000
+        seconds = (
+            execution.last_update_time_since_epoch - execution.create_time_since_epoch
+        ) / 1000
         state = _STATE_NAMES.get(execution.last_known_state, "unknown")
         summary["components"].append(dataclasses.asdict(ComponentRun(node, state, seconds)))
         outputs[node] = _outputs(store, execution)
@@ -164,60 +187,86 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict:
         summary["blessed"] = _custom(blessing[0], "blessed") == 1
         summary["baseline_model"] = _custom(blessing[0], "baseline_model")  # URI or None
     if infra := outputs.get(NodeId.INFRA_VALIDATOR, {}).get("blessing"):
-        summary["infra_validation"] = {"ok": _custom(infra[0], "blessed") == 1,
-                                       "detail": _custom(infra[0], "reason")}
+        summary["infra_validation"] = {
+            "ok": _custom(infra[0], "blessed") == 1,
+            "detail": _custom(infra[0], "reason"),
+        }
     if pushed := outputs.get(NodeId.PUSHER, {}).get("pushed_model"):
         summary["pushed"] = _custom(pushed[0], "pushed") == 1
         summary["pushed_destination"] = _custom(pushed[0], "pushed_destination")
         summary["pushed_version"] = _custom(pushed[0], "pushed_version")
     if mobile := outputs.get(NodeId.MOBILE_EXPORT, {}).get("mobile_models"):
         summary["mobile"] = _mobile(mobile[0])
-    summary["all_cached"] = all(c["state"] == "cached" for c in summary["components"]
-                                if c["component"] not in resolvers)
+    summary["all_cached"] = all(
+        c["state"] == "cached" for c in summary["components"] if c["component"] not in resolvers
+    )
     return summary
 
 
 def format_summary(summary: dict) -> str:
     """The summary as a short report for a terminal."""
-    lines = [f"Pipeline {summary['pipeline']}, run {summary['run_id']}: "
-             f"{summary.get('status', 'finished')}"]
+    lines = [
+        f"Pipeline {summary['pipeline']}, run {summary['run_id']}: "
+        f"{summary.get('status', 'finished')}"
+    ]
     for c in summary["components"]:
         lines.append(f"  {c['component']:<32} {c['state']:<7} {c['seconds']:8.1f} s")
     if "rows" in summary:
         lines.append("Rows: " + ", ".join(f"{split} {n:,}" for split, n in summary["rows"].items()))
     if "eval_metrics" in summary:
         lines.append("Eval metrics (AUC, accuracy, calibration, examples):")
-        for name, m in sorted(summary["eval_metrics"].items(),
-                              key=lambda kv: (kv[0] != "overall", kv[0])):
-            lines.append(f"  {name:<20} AUC {m.get('auc', float('nan')):.4f}  "
-                         f"acc {m.get('binary_accuracy', float('nan')):.4f}  "
-                         f"cal {m.get('calibration', float('nan')):.3f}  "
-                         f"n {int(m.get('example_count', 0)):,}"
-                         + (f"  AUC vs baseline {m['auc_diff']:+.4f}" if "auc_diff" in m else ""))
+        for name, m in sorted(
+            summary["eval_metrics"].items(), key=lambda kv: (kv[0] != "overall", kv[0])
+        ):
+            lines.append(
+                f"  {name:<20} AUC {m.get('auc', float('nan')):.4f}  "
+                f"acc {m.get('binary_accuracy', float('nan')):.4f}  "
+                f"cal {m.get('calibration', float('nan')):.3f}  "
+                f"n {int(m.get('example_count', 0)):,}"
+                + (f"  AUC vs baseline {m['auc_diff']:+.4f}" if "auc_diff" in m else "")
+            )
         validation = summary["validation"]
-        why = ("; ".join(validation["failures"]) if validation["failures"] else
-               "all thresholds met" + (f", compared with {summary['baseline_model']}"
-                                       if summary["baseline_model"]
-                                       else "; no earlier blessed model to compare with"))
+        why = (
+            "; ".join(validation["failures"])
+            if validation["failures"]
+            else "all thresholds met"
+            + (
+                f", compared with {summary['baseline_model']}"
+                if summary["baseline_model"]
+                else "; no earlier blessed model to compare with"
+            )
+        )
         lines.append(f"Blessed: {'yes' if summary['blessed'] else 'no'} ({why})")
     if infra := summary.get("infra_validation"):
-        lines.append(f"Infra validation (load and query in a fresh process): "
-                     f"{'passed' if infra['ok'] else 'FAILED'} ({infra['detail']})")
+        lines.append(
+            f"Infra validation (load and query in a fresh process): "
+            f"{'passed' if infra['ok'] else 'FAILED'} ({infra['detail']})"
+        )
     if summary.get("pushed"):
         lines.append(f"Pushed: {summary['pushed_destination']}")
     elif "pushed" in summary:
-        why = ("infra validation failed" if summary.get("blessed") and infra
-               and not infra["ok"] else "the model was not blessed")
+        why = (
+            "infra validation failed"
+            if summary.get("blessed") and infra and not infra["ok"]
+            else "the model was not blessed"
+        )
         lines.append(f"Pushed: no ({why})")
     if mobile := summary.get("mobile"):
-        where = (mobile["destination"] if mobile["published"]
-                 else f"not published ({mobile['reason']})")
+        where = (
+            mobile["destination"] if mobile["published"] else f"not published ({mobile['reason']})"
+        )
         lines.append(f"Mobile (TFLite): {where}")
         for name, v in mobile["variants"].items():
-            figures = (f"{v['size_bytes'] / 1024:6.1f} KB  AUC {v['auc']:.4f}  "
-                       f"p50 {v['latency_p50_ms']:.3f} ms  " if v["auc"] is not None else "")
-            lines.append(f"  {name:<13} {'published' if v['published'] else 'REJECTED':<9} "
-                         f"{figures}{v['reason']}")
+            figures = (
+                f"{v['size_bytes'] / 1024:6.1f} KB  AUC {v['auc']:.4f}  "
+                f"p50 {v['latency_p50_ms']:.3f} ms  "
+                if v["auc"] is not None
+                else ""
+            )
+            lines.append(
+                f"  {name:<13} {'published' if v['published'] else 'REJECTED':<9} "
+                f"{figures}{v['reason']}"
+            )
     if summary.get("error"):
         lines.append(f"Error: {summary['error']}")
     return "\n".join(lines)

@@ -29,8 +29,9 @@ def _run(output_dir: pathlib.Path, extra: list[str], log: pathlib.Path) -> tuple
     seconds = time.monotonic() - started
     if code != 0:
         sys.exit(f"run failed (exit {code}); see {log}")
-    summaries = sorted((output_dir / "runs").glob("*/summary.json"),
-                       key=lambda p: p.stat().st_mtime)
+    summaries = sorted(
+        (output_dir / "runs").glob("*/summary.json"), key=lambda p: p.stat().st_mtime
+    )
     return seconds, json.loads(summaries[-1].read_text())
 
 
@@ -45,13 +46,20 @@ def main(argv: list[str]) -> int:
     for name in ("cold", "cached"):
         print(f"[benchmark] {name} run ...", flush=True)
         seconds, summary = _run(args.output_dir, runner_args, args.output_dir / f"{name}.log")
-        results[name] = {"wall_seconds": round(seconds, 1), "target_seconds": TARGETS[name],
-                         "components": {c["component"]: [c["state"], c["seconds"]]
-                                        for c in summary["components"]},
-                         "eval_auc": summary.get("eval_metrics", {}).get("overall", {}).get("auc"),
-                         "rows": summary.get("rows"), "blessed": summary.get("blessed")}
-        print(f"[benchmark] {name}: {seconds:.1f} s wall (target <= {TARGETS[name]:.0f} s)",
-              flush=True)
+        results[name] = {
+            "wall_seconds": round(seconds, 1),
+            "target_seconds": TARGETS[name],
+            "components": {
+                c["component"]: [c["state"], c["seconds"]] for c in summary["components"]
+            },
+            "eval_auc": summary.get("eval_metrics", {}).get("overall", {}).get("auc"),
+            "rows": summary.get("rows"),
+            "blessed": summary.get("blessed"),
+        }
+        print(
+            f"[benchmark] {name}: {seconds:.1f} s wall (target <= {TARGETS[name]:.0f} s)",
+            flush=True,
+        )
 
     print("\ncomponent                        cold (s)   re-run")
     for component, (_, seconds) in results["cold"]["components"].items():
@@ -61,8 +69,10 @@ def main(argv: list[str]) -> int:
     print(f"\nrows {cold['rows']}, eval AUC {cold['eval_auc']:.4f}, blessed {cold['blessed']}")
     for name, result in results.items():
         verdict = "met" if result["wall_seconds"] <= result["target_seconds"] else "MISSED"
-        print(f"{name:>6}: {result['wall_seconds']:6.1f} s  target {result['target_seconds']:.0f} s"
-              f"  {verdict}")
+        print(
+            f"{name:>6}: {result['wall_seconds']:6.1f} s  target {result['target_seconds']:.0f} s"
+            f"  {verdict}"
+        )
     (args.output_dir / "benchmark.json").write_text(json.dumps(results, indent=2))
     print(f"figures: {args.output_dir / 'benchmark.json'}")
     return 0

@@ -34,9 +34,13 @@ def weight_bytes(path: str) -> int:
     for graph in model.subgraphs:
         for tensor in graph.tensors:
             data = model.buffers[tensor.buffer].data
-            if data is not None and tensor.shape is not None and len(tensor.shape) >= 2 \
-                    and tensor.type in (schema.TensorType.FLOAT32, schema.TensorType.FLOAT16,
-                                        schema.TensorType.INT8):
+            if (
+                data is not None
+                and tensor.shape is not None
+                and len(tensor.shape) >= 2
+                and tensor.type
+                in (schema.TensorType.FLOAT32, schema.TensorType.FLOAT16, schema.TensorType.INT8)
+            ):
                 total += len(data)
     return total
 
@@ -53,16 +57,22 @@ def _input(store, execution_id: int, key: str):
 def _producer(store, artifact) -> int:
     from ml_metadata.proto import metadata_store_pb2
 
-    return next(e.execution_id for e in store.get_events_by_artifact_ids([artifact.id])
-                if e.type == metadata_store_pb2.Event.OUTPUT)
+    return next(
+        e.execution_id
+        for e in store.get_events_by_artifact_ids([artifact.id])
+        if e.type == metadata_store_pb2.Event.OUTPUT
+    )
 
 
 def _newest_pushed(output: pathlib.Path) -> tuple[str, str]:
     """The model behind the newest push and the transform graph it was trained with,
     followed through ML Metadata's lineage."""
     store = open_store(str(output / "metadata" / f"{MODEL_NAME}.sqlite"))
-    pushed = [a for a in store.get_artifacts_by_type("PushedModel")
-              if a.custom_properties["pushed"].int_value == 1]
+    pushed = [
+        a
+        for a in store.get_artifacts_by_type("PushedModel")
+        if a.custom_properties["pushed"].int_value == 1
+    ]
     if not pushed:
         sys.exit(f"no pushed model in {output}; run `python3 scripts/dev.py run` first")
     model = _input(store, _producer(store, max(pushed, key=lambda a: a.id)), "model")
@@ -73,51 +83,70 @@ def _newest_pushed(output: pathlib.Path) -> tuple[str, str]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=pathlib.Path, default=ROOT / "output")
-    parser.add_argument("--results", type=pathlib.Path,
-                        default=ROOT / "benchmark-output" / "mobile.json")
+    parser.add_argument(
+        "--results", type=pathlib.Path, default=ROOT / "benchmark-output" / "mobile.json"
+    )
     args = parser.parse_args(argv)
     model_dir, graph_dir = _newest_pushed(args.output_dir)
     data_dir = args.output_dir / "data-full"
-    read = lambda split: list(tf.data.TFRecordDataset(  # noqa: E731
-        sorted(str(p) for p in (data_dir / split).glob("*.tfrecord"))).as_numpy_iterator())
+
+    def read(split: str) -> list[bytes]:
+        files = sorted(str(p) for p in (data_dir / split).glob("*.tfrecord"))
+        return list(tf.data.TFRecordDataset(files).as_numpy_iterator())
+
     eval_examples = read("eval")
     train = read("train")
     representative = [train[i] for i in range(0, len(train), len(train) // 300)][:300]
     print(f"[benchmark] {model_dir}: {len(eval_examples)} eval rows", flush=True)
 
     with tempfile.TemporaryDirectory() as work:
-        results, baseline = convert.build_variants(model_dir, graph_dir, eval_examples,
-                                                   representative, work)
+        results, baseline = convert.build_variants(
+            model_dir, graph_dir, eval_examples, representative, work
+        )
         by_name = {r.variant: r for r in results}
-        weights = {r.variant: weight_bytes(f"{work}/{convert.file_name(r.variant)}")
-                   for r in results if r.size_bytes}
+        weights = {
+            r.variant: weight_bytes(f"{work}/{convert.file_name(r.variant)}")
+            for r in results
+            if r.size_bytes
+        }
     float32 = by_name["float32"]
     print(f"\nSavedModel AUC {baseline['auc']:.4f} on {baseline['rows']} rows\n")
-    print(f"{'variant':<13} {'bytes':>8} {'ratio':>6} {'weights':>8} {'w.ratio':>7} "
-          f"{'AUC':>7} {'drop':>7} {'max|d|':>8} {'p50 ms':>7} {'p99 ms':>7}  published")
+    print(
+        f"{'variant':<13} {'bytes':>8} {'ratio':>6} {'weights':>8} {'w.ratio':>7} "
+        f"{'AUC':>7} {'drop':>7} {'max|d|':>8} {'p50 ms':>7} {'p99 ms':>7}  published"
+    )
     for r in results:
         if not r.size_bytes:
             print(f"{r.variant:<13} {r.reason}")
             continue
-        print(f"{r.variant:<13} {r.size_bytes:>8} {r.size_bytes / float32.size_bytes:>6.2f} "
-              f"{weights[r.variant]:>8} {weights[r.variant] / weights['float32']:>7.2f} "
-              f"{r.auc:>7.4f} {baseline['auc'] - r.auc:>+7.4f} {r.max_abs_diff:>8.5f} "
-              f"{r.latency_p50_ms:>7.3f} {r.latency_p99_ms:>7.3f}  {r.published}: {r.reason}")
+        print(
+            f"{r.variant:<13} {r.size_bytes:>8} {r.size_bytes / float32.size_bytes:>6.2f} "
+            f"{weights[r.variant]:>8} {weights[r.variant] / weights['float32']:>7.2f} "
+            f"{r.auc:>7.4f} {baseline['auc'] - r.auc:>+7.4f} {r.max_abs_diff:>8.5f} "
+            f"{r.latency_p50_ms:>7.3f} {r.latency_p99_ms:>7.3f}  {r.published}: {r.reason}"
+        )
     print()
     for name, goal in SIZE_GOALS.items():
         ratio = by_name[name].size_bytes / float32.size_bytes
-        print(f"{name} file <= {goal:.0%} of float32: {ratio:.0%}  "
-              f"{'met' if ratio <= goal else 'MISSED'} (weights alone: "
-              f"{weights[name] / weights['float32']:.0%})")
+        print(
+            f"{name} file <= {goal:.0%} of float32: {ratio:.0%}  "
+            f"{'met' if ratio <= goal else 'MISSED'} (weights alone: "
+            f"{weights[name] / weights['float32']:.0%})"
+        )
     drops = {r.variant: baseline["auc"] - r.auc for r in results if r.published}
-    print(f"AUC drop <= 0.005 for every published variant: max {max(drops.values()):+.4f}  "
-          f"{'met' if max(drops.values()) <= 0.005 else 'MISSED'}")
+    print(
+        f"AUC drop <= 0.005 for every published variant: max {max(drops.values()):+.4f}  "
+        f"{'met' if max(drops.values()) <= 0.005 else 'MISSED'}"
+    )
     int8, f32 = by_name["int8"].latency_p50_ms, float32.latency_p50_ms
-    print(f"int8 p50 latency <= float32: {int8:.3f} vs {f32:.3f} ms  "
-          f"{'met' if int8 <= f32 else 'MISSED'}")
+    print(
+        f"int8 p50 latency <= float32: {int8:.3f} vs {f32:.3f} ms  "
+        f"{'met' if int8 <= f32 else 'MISSED'}"
+    )
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps({**convert.metrics(results, baseline),
-                                        "weights_bytes": weights}, indent=2))
+    args.results.write_text(
+        json.dumps({**convert.metrics(results, baseline), "weights_bytes": weights}, indent=2)
+    )
     print(f"figures: {args.results}")
     return 0
 

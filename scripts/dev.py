@@ -49,12 +49,13 @@ def _fingerprint() -> str:
 def ensure_environment() -> None:
     """Creates or refreshes .venv so that it matches the lock exactly."""
     if sys.version_info[:2] != (3, 11):
-        sys.exit(f"Python 3.11 is required (found {sys.version.split()[0]}): the locked TFX "
-                 "1.16 stack is resolved for it. See README, 'Other Python versions'.")
+        sys.exit(
+            f"Python 3.11 is required (found {sys.version.split()[0]}): the locked TFX "
+            "1.16 stack is resolved for it. See README, 'Other Python versions'."
+        )
     if STAMP.exists() and STAMP.read_text() == _fingerprint():
         return
-    print(f"Installing the locked environment into {VENV} (a few minutes, once) ...",
-          flush=True)
+    print(f"Installing the locked environment into {VENV} (a few minutes, once) ...", flush=True)
     venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     pip = (_python(), "-m", "pip", "install", "--disable-pip-version-check", "--no-deps")
     _run(*pip, "-r", LOCK)
@@ -71,19 +72,43 @@ def lock() -> None:
     if not (tools / "bin" / "uv").exists():
         venv.EnvBuilder(with_pip=True, clear=True).create(tools)
         _run(tools / "bin" / "python", "-m", "pip", "install", f"uv=={UV_VERSION}")
-    _run(tools / "bin" / "uv", "pip", "compile", SOURCES, "--python-version", "3.11",
-         "--python-platform", "x86_64-manylinux_2_36", "--no-header", "-o", LOCK)
+    _run(
+        tools / "bin" / "uv",
+        "pip",
+        "compile",
+        SOURCES,
+        "--python-version",
+        "3.11",
+        "--python-platform",
+        "x86_64-manylinux_2_36",
+        "--no-header",
+        "-o",
+        LOCK,
+    )
     # The pipeline image: Python 3.10 of the official TFX image, an older glibc to be safe.
-    _run(tools / "bin" / "uv", "pip", "compile", REQUIREMENTS / "image.in", "--python-version",
-         "3.10", "--python-platform", "x86_64-manylinux_2_31", "--no-header", "-o",
-         REQUIREMENTS / "image-lock.txt")
+    _run(
+        tools / "bin" / "uv",
+        "pip",
+        "compile",
+        REQUIREMENTS / "image.in",
+        "--python-version",
+        "3.10",
+        "--python-platform",
+        "x86_64-manylinux_2_31",
+        "--no-header",
+        "-o",
+        REQUIREMENTS / "image-lock.txt",
+    )
 
 
 def main(argv: list[str]) -> int:
-    commands = {"run": ["local_runner.py"], "test": ["-m", "pytest"],
-                "benchmark": ["scripts/benchmark.py"],
-                "benchmark-serving": ["scripts/benchmark_serving.py"],
-                "benchmark-mobile": ["scripts/benchmark_mobile.py"]}
+    commands = {
+        "run": ["local_runner.py"],
+        "test": ["-m", "pytest"],
+        "benchmark": ["scripts/benchmark.py"],
+        "benchmark-serving": ["scripts/benchmark_serving.py"],
+        "benchmark-mobile": ["scripts/benchmark_mobile.py"],
+    }
     if not argv or argv[0] not in (*commands, "lock", "setup"):
         print(__doc__)
         return 2
@@ -94,8 +119,9 @@ def main(argv: list[str]) -> int:
     if argv[0] == "setup":
         return 0
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run([str(_python()), *commands[argv[0]], *argv[1:]], cwd=ROOT,
-                          env=env).returncode
+    return subprocess.run(
+        [str(_python()), *commands[argv[0]], *argv[1:]], cwd=ROOT, env=env
+    ).returncode
 
 
 if __name__ == "__main__":

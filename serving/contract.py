@@ -47,27 +47,30 @@ def signature_defs(model_dir: str) -> dict[str, meta_graph_pb2.SignatureDef]:
 def _check_predict(sig: meta_graph_pb2.SignatureDef) -> list[str]:
     problems = []
     if sig.method_name != PREDICT_METHOD:
-        problems.append(f"{PREDICT_SIGNATURE}: method {sig.method_name!r}, expected "
-                        f"{PREDICT_METHOD!r}")
+        problems.append(
+            f"{PREDICT_SIGNATURE}: method {sig.method_name!r}, expected {PREDICT_METHOD!r}"
+        )
     for feature in F.FEATURES:
         info = sig.inputs.get(feature.name)
         if info is None:
             problems.append(f"{PREDICT_SIGNATURE}: no input {feature.name!r}")
             continue
         if info.dtype != _DTYPES[feature.dtype]:
-            problems.append(f"{PREDICT_SIGNATURE}: input {feature.name!r} has dtype "
-                            f"{types_pb2.DataType.Name(info.dtype)}, expected "
-                            f"{types_pb2.DataType.Name(_DTYPES[feature.dtype])}")
+            problems.append(
+                f"{PREDICT_SIGNATURE}: input {feature.name!r} has dtype "
+                f"{types_pb2.DataType.Name(info.dtype)}, expected "
+                f"{types_pb2.DataType.Name(_DTYPES[feature.dtype])}"
+            )
         # REST `instances` rows need every input batched along dimension 0, one value per row.
         if [d.size for d in info.tensor_shape.dim] != [-1]:
-            problems.append(f"{PREDICT_SIGNATURE}: input {feature.name!r} must have shape "
-                            f"[batch]")
+            problems.append(f"{PREDICT_SIGNATURE}: input {feature.name!r} must have shape [batch]")
     extra = set(sig.inputs) - {f.name for f in F.FEATURES}
     if extra:
         problems.append(f"{PREDICT_SIGNATURE}: unexpected inputs {sorted(extra)}")
     if list(sig.outputs) != [OUTPUT_KEY]:
-        problems.append(f"{PREDICT_SIGNATURE}: outputs {sorted(sig.outputs)}, expected "
-                        f"['{OUTPUT_KEY}']")
+        problems.append(
+            f"{PREDICT_SIGNATURE}: outputs {sorted(sig.outputs)}, expected ['{OUTPUT_KEY}']"
+        )
     return problems
 
 
@@ -75,26 +78,36 @@ def _check_classify(sig: meta_graph_pb2.SignatureDef) -> list[str]:
     # The rules of TF Serving's classifier (servables/tensorflow/classifier.cc).
     problems = []
     if sig.method_name != CLASSIFY_METHOD:
-        problems.append(f"{CLASSIFY_SIGNATURE}: method {sig.method_name!r}, expected "
-                        f"{CLASSIFY_METHOD!r}")
-    if (list(sig.inputs) != [CLASSIFY_INPUT]
-            or sig.inputs[CLASSIFY_INPUT].dtype != types_pb2.DT_STRING):
-        problems.append(f"{CLASSIFY_SIGNATURE}: needs exactly one DT_STRING input named "
-                        f"'{CLASSIFY_INPUT}' (serialized tf.Examples)")
+        problems.append(
+            f"{CLASSIFY_SIGNATURE}: method {sig.method_name!r}, expected {CLASSIFY_METHOD!r}"
+        )
+    if (
+        list(sig.inputs) != [CLASSIFY_INPUT]
+        or sig.inputs[CLASSIFY_INPUT].dtype != types_pb2.DT_STRING
+    ):
+        problems.append(
+            f"{CLASSIFY_SIGNATURE}: needs exactly one DT_STRING input named "
+            f"'{CLASSIFY_INPUT}' (serialized tf.Examples)"
+        )
     expected = dict(zip(CLASSIFY_OUTPUTS, (types_pb2.DT_STRING, types_pb2.DT_FLOAT), strict=True))
     for key, dtype in expected.items():
         if key not in sig.outputs or sig.outputs[key].dtype != dtype:
-            problems.append(f"{CLASSIFY_SIGNATURE}: needs output {key!r} of "
-                            f"{types_pb2.DataType.Name(dtype)}")
+            problems.append(
+                f"{CLASSIFY_SIGNATURE}: needs output {key!r} of {types_pb2.DataType.Name(dtype)}"
+            )
     return problems
 
 
 def _check_examples(sig: meta_graph_pb2.SignatureDef) -> list[str]:
-    if (list(sig.inputs) != [EXAMPLES_INPUT]
-            or sig.inputs[EXAMPLES_INPUT].dtype != types_pb2.DT_STRING
-            or OUTPUT_KEY not in sig.outputs):
-        return [f"{EXAMPLES_SIGNATURE}: needs one DT_STRING input '{EXAMPLES_INPUT}' and output "
-                f"'{OUTPUT_KEY}' (TFMA feeds it serialized tf.Examples)"]
+    if (
+        list(sig.inputs) != [EXAMPLES_INPUT]
+        or sig.inputs[EXAMPLES_INPUT].dtype != types_pb2.DT_STRING
+        or OUTPUT_KEY not in sig.outputs
+    ):
+        return [
+            f"{EXAMPLES_SIGNATURE}: needs one DT_STRING input '{EXAMPLES_INPUT}' and output "
+            f"'{OUTPUT_KEY}' (TFMA feeds it serialized tf.Examples)"
+        ]
     return []
 
 
@@ -104,8 +117,11 @@ def check(model_dir: str) -> list[str]:
         signatures = signature_defs(model_dir)
     except (OSError, ValueError) as e:
         return [str(e)]
-    checks = {PREDICT_SIGNATURE: _check_predict, CLASSIFY_SIGNATURE: _check_classify,
-              EXAMPLES_SIGNATURE: _check_examples}
+    checks = {
+        PREDICT_SIGNATURE: _check_predict,
+        CLASSIFY_SIGNATURE: _check_classify,
+        EXAMPLES_SIGNATURE: _check_examples,
+    }
     problems = []
     for key, check_one in checks.items():
         if key not in signatures:

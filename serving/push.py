@@ -36,8 +36,9 @@ def _copy_tree(source: str, target: str) -> None:
         tf.io.gfile.copy(os.path.join(source, name), os.path.join(target, name))
 
 
-def publish(base_dir: str, fill: Callable[[str], None], version: int | None = None
-            ) -> tuple[int, str]:
+def publish(
+    base_dir: str, fill: Callable[[str], None], version: int | None = None
+) -> tuple[int, str]:
     """Creates `<base_dir>/<version>` atomically: `fill(staging_dir)` writes the content under
     a dot-name, which is then renamed into place. Without a version, the Unix time or one more
     than the newest existing version, if that is later, so versions only grow."""

@@ -40,27 +40,36 @@ EXAMPLES_NEEDED = max(sum(PREDICT_BATCHES), sum(CLASSIFY_BATCHES))
 def build(serialized_examples: list[bytes], model_name: str = "") -> list:
     """PredictionLogs for serving_default and classify, cut from real raw tf.Examples."""
     if len(serialized_examples) < EXAMPLES_NEEDED:
-        raise ValueError(f"warmup needs {EXAMPLES_NEEDED} examples, got "
-                         f"{len(serialized_examples)}")
+        raise ValueError(f"warmup needs {EXAMPLES_NEEDED} examples, got {len(serialized_examples)}")
     columns = codec.columns_from_examples(serialized_examples[:EXAMPLES_NEEDED])
     logs, start = [], 0
     for batch in PREDICT_BATCHES:
-        request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
-            name=model_name, signature_name=PREDICT_SIGNATURE))
+        request = predict_pb2.PredictRequest(
+            model_spec=model_pb2.ModelSpec(name=model_name, signature_name=PREDICT_SIGNATURE)
+        )
         for key, proto in codec.tensor_protos(
-                {k: v[start:start + batch] for k, v in columns.items()}).items():
+            {k: v[start : start + batch] for k, v in columns.items()}
+        ).items():
             request.inputs[key].CopyFrom(proto)
-        logs.append(prediction_log_pb2.PredictionLog(
-            predict_log=prediction_log_pb2.PredictLog(request=request)))
+        logs.append(
+            prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+        )
         start += batch
     start = 0
     for batch in CLASSIFY_BATCHES:
-        request = classification_pb2.ClassificationRequest(model_spec=model_pb2.ModelSpec(
-            name=model_name, signature_name=CLASSIFY_SIGNATURE))
-        request.input.example_list.examples.extend(codec.examples_from_columns(
-            {k: v[start:start + batch] for k, v in columns.items()}))
-        logs.append(prediction_log_pb2.PredictionLog(
-            classify_log=prediction_log_pb2.ClassifyLog(request=request)))
+        request = classification_pb2.ClassificationRequest(
+            model_spec=model_pb2.ModelSpec(name=model_name, signature_name=CLASSIFY_SIGNATURE)
+        )
+        request.input.example_list.examples.extend(
+            codec.examples_from_columns({k: v[start : start + batch] for k, v in columns.items()})
+        )
+        logs.append(
+            prediction_log_pb2.PredictionLog(
+                classify_log=prediction_log_pb2.ClassifyLog(request=request)
+            )
+        )
         start += batch
     return logs
 
@@ -98,19 +107,25 @@ def replay(loaded, logs: list) -> list[str]:
                 request = log.predict_log.request
                 inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
                 batch = len(next(iter(inputs.values())))
-                signature = loaded.signatures[request.model_spec.signature_name
-                                              or PREDICT_SIGNATURE]
+                signature = loaded.signatures[
+                    request.model_spec.signature_name or PREDICT_SIGNATURE
+                ]
                 problem = _probabilities_problem(
-                    signature(**{k: tf.constant(v) for k, v in inputs.items()})[OUTPUT_KEY]
-                    .numpy(), batch)
+                    signature(**{k: tf.constant(v) for k, v in inputs.items()})[OUTPUT_KEY].numpy(),
+                    batch,
+                )
             elif kind == "classify_log":
                 request = log.classify_log.request
                 examples = [e.SerializeToString() for e in request.input.example_list.examples]
                 out = loaded.signatures[request.model_spec.signature_name](
-                    **{CLASSIFY_INPUT: tf.constant(examples)})
+                    **{CLASSIFY_INPUT: tf.constant(examples)}
+                )
                 scores = out[CLASSIFY_OUTPUTS[1]].numpy()
-                problem = (f"scores shape {scores.shape}" if scores.shape != (len(examples), 2)
-                           else _probabilities_problem(scores[:, 1], len(examples)))
+                problem = (
+                    f"scores shape {scores.shape}"
+                    if scores.shape != (len(examples), 2)
+                    else _probabilities_problem(scores[:, 1], len(examples))
+                )
                 if problem is None and not np.allclose(scores.sum(axis=1), 1, atol=1e-5):
                     problem = "class scores do not sum to 1"
             else:
@@ -144,17 +159,27 @@ def load_and_query(model_dir: str, warmup_path: str) -> Report:
         return Report(False, [f"loading failed: {type(e).__name__}: {e}"[:2000]], len(logs))
     loaded_at = time.perf_counter()
     problems = replay(loaded, logs)
-    return Report(not problems, problems, len(logs), round(loaded_at - start, 3),
-                  round(time.perf_counter() - loaded_at, 3))
+    return Report(
+        not problems,
+        problems,
+        len(logs),
+        round(loaded_at - start, 3),
+        round(time.perf_counter() - loaded_at, 3),
+    )
 
 
-def load_and_query_in_fresh_process(model_dir: str, warmup_path: str,
-                                    timeout_seconds: float = 600) -> Report:
+def load_and_query_in_fresh_process(
+    model_dir: str, warmup_path: str, timeout_seconds: float = 600
+) -> Report:
     """`load_and_query` in a new Python process, as a model server would meet the model: no
     state of the training process (loaded ops, traced functions, files) can hide a problem."""
     try:
-        result = subprocess.run([sys.executable, "-m", "serving.warmup", model_dir, warmup_path],
-                                capture_output=True, text=True, timeout=timeout_seconds)
+        result = subprocess.run(
+            [sys.executable, "-m", "serving.warmup", model_dir, warmup_path],
+            capture_output=True,
+            text=True,
+            timeout=timeout_seconds,
+        )
     except subprocess.TimeoutExpired:
         return Report(False, [f"loading and querying took over {timeout_seconds:.0f} s"])
     lines = result.stdout.strip().splitlines()

@@ -21,8 +21,9 @@ def examples_artifact(root, splits: dict[str, list[bytes]]):
     for split, records in splits.items():
         directory = root / f"Split-{split}"
         directory.mkdir(parents=True)
-        with tf.io.TFRecordWriter(str(directory / "data_tfrecord-00000-of-00001.gz"),
-                                  options="GZIP") as writer:
+        with tf.io.TFRecordWriter(
+            str(directory / "data_tfrecord-00000-of-00001.gz"), options="GZIP"
+        ) as writer:
             for record in records:
                 writer.write(record)
     examples = make_artifact(standard_artifacts.Examples, root)

@@ -41,8 +41,9 @@ def transform_output_dir(flight_rows, tmp_path_factory) -> pathlib.Path:
     with tft_beam.Context(temp_dir=str(out / "tmp")):
         with beam.Pipeline() as p:
             raw = p | beam.Create(records, reshuffle=False) | source.RawRecordToRecordBatch()
-            transform_fn = ((raw, source.TensorAdapterConfig())
-                            | tft_beam.AnalyzeDataset(preprocessing.preprocessing_fn))
+            transform_fn = (raw, source.TensorAdapterConfig()) | tft_beam.AnalyzeDataset(
+                preprocessing.preprocessing_fn
+            )
             _ = transform_fn | tft_beam.WriteTransformFn(str(out / "transform_graph"))
     return out / "transform_graph"
 
@@ -87,8 +88,12 @@ _TIERS = ("unit", "component", "e2e")
 
 def pytest_collection_modifyitems(items):
     """Every test belongs to exactly one tier (pytest.ini), so `-m unit` means what it says."""
-    untiered = [item.nodeid for item in items
-                if sum(item.get_closest_marker(t) is not None for t in _TIERS) != 1]
+    untiered = [
+        item.nodeid
+        for item in items
+        if sum(item.get_closest_marker(t) is not None for t in _TIERS) != 1
+    ]
     if untiered:
-        raise pytest.UsageError("tests without exactly one tier marker (unit, component, "
-                                "e2e): " + ", ".join(untiered))
+        raise pytest.UsageError(
+            "tests without exactly one tier marker (unit, component, e2e): " + ", ".join(untiered)
+        )

@@ -14,9 +14,11 @@ pytestmark = pytest.mark.unit
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("command", [["check", "."], ["format", "--check", "."]],
-                         ids=["check", "format"])
+@pytest.mark.parametrize(
+    "command", [["check", "."], ["format", "--check", "."]], ids=["check", "format"]
+)
 def test_ruff(command):
-    result = subprocess.run([sys.executable, "-m", "ruff", *command], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", *command], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -21,19 +21,37 @@ def runs(monkeypatch, tmp_path):
             seen.append(config)
             if isinstance(error, Exception):
                 raise error
-            return {"pipeline": config.pipeline_name, "run_id": "r", "status": status,
-                    "components": [], "error": error,
-                    "summary_file": str(runs_dir / "r" / "summary.json")}
+            return {
+                "pipeline": config.pipeline_name,
+                "run_id": "r",
+                "status": status,
+                "components": [],
+                "error": error,
+                "summary_file": str(runs_dir / "r" / "summary.json"),
+            }
+
         monkeypatch.setattr(local, "run", fake)
         return seen
+
     return run
 
 
 def test_a_successful_run_exits_0_and_options_reach_the_config(runs, tmp_path, capsys):
     seen = runs()
-    code = local_runner.main(["--output-dir", str(tmp_path), "--rows-per-month", "300",
-                              "--fast", "--min-eval-auc", "0.6", "--mobile-auc-tolerance",
-                              "0.02", "--no-cache"])
+    code = local_runner.main(
+        [
+            "--output-dir",
+            str(tmp_path),
+            "--rows-per-month",
+            "300",
+            "--fast",
+            "--min-eval-auc",
+            "0.6",
+            "--mobile-auc-tolerance",
+            "0.02",
+            "--no-cache",
+        ]
+    )
     assert code == 0
     (config,) = seen
     assert config.rows_per_month == 300 and config.min_eval_auc == 0.6
@@ -54,8 +72,9 @@ def test_unreadable_input_tables_exit_2_naming_the_file(runs, tmp_path, capsys):
     assert "error: flights.csv.zip: missing column(s) carrier" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["--rows-per-month", "0"], ["--min-eval-auc", "1.2"],
-                                  ["--tuner-trials", "-1"]])
+@pytest.mark.parametrize(
+    "argv", [["--rows-per-month", "0"], ["--min-eval-auc", "1.2"], ["--tuner-trials", "-1"]]
+)
 def test_invalid_options_are_refused_before_anything_runs(runs, argv, capsys):
     seen = runs()
     with pytest.raises(SystemExit) as exit_info:

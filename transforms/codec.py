@@ -37,8 +37,9 @@ def _coerce(feature: F.Feature, value: Any, where: str) -> Any:
             return int(value)
         return float(value)
     except (TypeError, ValueError):
-        raise InvalidRow(f"{where}: feature {feature.name!r} expects "
-                         f"{feature.dtype.__name__}, got {value!r}") from None
+        raise InvalidRow(
+            f"{where}: feature {feature.name!r} expects {feature.dtype.__name__}, got {value!r}"
+        ) from None
 
 
 def columns_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, np.ndarray]:
@@ -51,21 +52,24 @@ def columns_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, np.ndarray
         count += 1
         unknown = set(row) - set(columns) - {F.LABEL_KEY}
         if unknown:
-            raise InvalidRow(f"row {index}: unknown features {sorted(unknown)}; expected "
-                             f"{[f.name for f in F.FEATURES]}")
+            raise InvalidRow(
+                f"row {index}: unknown features {sorted(unknown)}; expected "
+                f"{[f.name for f in F.FEATURES]}"
+            )
         for feature in F.FEATURES:
             value = row.get(feature.name)
             if is_missing(feature, value):
                 if not feature.optional:
-                    raise InvalidRow(f"row {index}: required feature {feature.name!r} "
-                                     f"({feature.description}) is missing")
+                    raise InvalidRow(
+                        f"row {index}: required feature {feature.name!r} "
+                        f"({feature.description}) is missing"
+                    )
                 columns[feature.name].append(missing_value(feature))
             else:
                 columns[feature.name].append(_coerce(feature, value, f"row {index}"))
     if not count:
         raise InvalidRow("no rows to send")
-    return {f.name: np.array(columns[f.name], dtype=F.numpy_dtype(f.dtype))
-            for f in F.FEATURES}
+    return {f.name: np.array(columns[f.name], dtype=F.numpy_dtype(f.dtype)) for f in F.FEATURES}
 
 
 def columns_from_examples(serialized: list[bytes]) -> dict[str, np.ndarray]:
@@ -77,8 +81,12 @@ def columns_from_examples(serialized: list[bytes]) -> dict[str, np.ndarray]:
         default = missing_value(f) if f.optional else None
         spec[f.name] = tf.io.FixedLenFeature([], F.tf_dtype(f.dtype), default_value=default)
     parsed = tf.io.parse_example(tf.constant(serialized), spec)
-    return {f.name: (parsed[f.name].numpy().astype(object) if f.dtype is str
-                     else parsed[f.name].numpy()) for f in F.FEATURES}
+    return {
+        f.name: (
+            parsed[f.name].numpy().astype(object) if f.dtype is str else parsed[f.name].numpy()
+        )
+        for f in F.FEATURES
+    }
 
 
 def rows_from_columns(columns: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -87,9 +95,15 @@ def rows_from_columns(columns: Mapping[str, np.ndarray]) -> list[dict[str, Any]]
     rows = [{} for _ in range(size)]
     for f in F.FEATURES:
         for row, value in zip(rows, columns[f.name], strict=True):
-            row[f.name] = (value.decode() if isinstance(value, bytes) else
-                           value if f.dtype is str else
-                           int(value) if f.dtype is int else float(value))
+            row[f.name] = (
+                value.decode()
+                if isinstance(value, bytes)
+                else value
+                if f.dtype is str
+                else int(value)
+                if f.dtype is int
+                else float(value)
+            )
     return rows
 
 
@@ -101,10 +115,12 @@ def tensor_protos(columns: Mapping[str, np.ndarray]) -> dict[str, Any]:
     for f in F.FEATURES:
         values = columns[f.name]
         if f.dtype is str:
-            values = np.array([v.encode() if isinstance(v, str) else v for v in values],
-                              dtype=object)
-        protos[f.name] = tf.make_tensor_proto(values, dtype=F.tf_dtype(f.dtype),
-                                              shape=[len(values)])
+            values = np.array(
+                [v.encode() if isinstance(v, str) else v for v in values], dtype=object
+            )
+        protos[f.name] = tf.make_tensor_proto(
+            values, dtype=F.tf_dtype(f.dtype), shape=[len(values)]
+        )
     return protos
 
 

@@ -39,8 +39,9 @@ class Column(NamedTuple):
 class Encoder(Protocol):
     """What differs between Transform and TFLite: where vocabularies and statistics come from."""
 
-    def vocabulary_ids(self, key: str, column: Column, dtype: type,
-                       top_k: int | None = None) -> tf.Tensor:
+    def vocabulary_ids(
+        self, key: str, column: Column, dtype: type, top_k: int | None = None
+    ) -> tf.Tensor:
         """int64 [batch] ids of `column` (registry dtype str or int) in vocabulary `key`, as
         `categorical_text` spells the values; unseen values get the OOV bucket."""
 
@@ -94,8 +95,9 @@ def encode(columns: dict[str, Column], encoder: Encoder) -> dict[str, tf.Tensor]
     for feature in F.FEATURES:
         name, column = feature.name, columns[feature.name]
         if feature.kind is F.Kind.CATEGORICAL:
-            out[F.transformed_name(name)] = encoder.vocabulary_ids(name, column, feature.dtype,
-                                                                   feature.top_k)
+            out[F.transformed_name(name)] = encoder.vocabulary_ids(
+                name, column, feature.dtype, feature.top_k
+            )
         elif feature.kind is F.Kind.NUMERIC:
             x = numeric_input(feature, tf.cast(column.values, tf.float32))
             out[F.transformed_name(name)] = encoder.z_score(feature, x, column.present)
@@ -108,13 +110,15 @@ def encode(columns: dict[str, Column], encoder: Encoder) -> dict[str, tf.Tensor]
             out[sin_name], out[cos_name] = tf.sin(angle), tf.cos(angle)
             key = F.clock_hour_key(name)
             out[F.transformed_name(key)] = encoder.vocabulary_ids(
-                key, Column(hour, column.present), int)
+                key, Column(hour, column.present), int
+            )
         elif feature.kind is not F.Kind.CONTEXT:
             raise ValueError(f"feature {name!r}: no encoding rule for kind {feature.kind}")
     for keys in F.CROSSES:
         key = F.cross_name(keys)
         out[F.transformed_name(key)] = encoder.cross_ids(
-            key, [columns[k] for k in keys], [F.BY_NAME[k].dtype for k in keys])
+            key, [columns[k] for k in keys], [F.BY_NAME[k].dtype for k in keys]
+        )
     return out
 
 

@@ -58,79 +58,254 @@ class Feature:
         if self.dtype not in DTYPE_NAMES:
             raise ValueError(f"feature {self.name!r}: dtype must be one of str, int, float")
         if self.optional and self.dtype is int:
-            raise ValueError(f"feature {self.name!r}: an int feature cannot be optional, "
-                             "dense requests have no missing marker for integers")
+            raise ValueError(
+                f"feature {self.name!r}: an int feature cannot be optional, "
+                "dense requests have no missing marker for integers"
+            )
         if self.domain and (self.kind is not Kind.CATEGORICAL or self.dtype is not str):
             raise ValueError(f"feature {self.name!r}: only text categoricals take a domain")
 
 
 FEATURES: tuple[Feature, ...] = (
     # The flight as scheduled.
-    Feature("carrier", str, Kind.CATEGORICAL, "Two-letter airline code, e.g. UA.",
-            domain=("9E", "AA", "AS", "B6", "DL", "EV", "F9", "FL", "HA", "MQ", "OO", "UA",
-                    "US", "VX", "WN", "YV")),
-    Feature("origin", str, Kind.CATEGORICAL, "New York airport: EWR, JFK or LGA.",
-            domain=("EWR", "JFK", "LGA")),
+    Feature(
+        "carrier",
+        str,
+        Kind.CATEGORICAL,
+        "Two-letter airline code, e.g. UA.",
+        domain=(
+            "9E",
+            "AA",
+            "AS",
+            "B6",
+            "DL",
+            "EV",
+            "F9",
+            "FL",
+            "HA",
+            "MQ",
+            "OO",
+            "UA",
+            "US",
+            "VX",
+            "WN",
+            "YV",
+        ),
+    ),
+    Feature(
+        "origin",
+        str,
+        Kind.CATEGORICAL,
+        "New York airport: EWR, JFK or LGA.",
+        domain=("EWR", "JFK", "LGA"),
+    ),
     Feature("dest", str, Kind.CATEGORICAL, "Destination airport FAA code, e.g. IAH."),
-    Feature("distance", float, Kind.NUMERIC, "Miles between airports.", log=True,
-            min_value=1, max_value=6000),
-    Feature("sched_dep_time", int, Kind.CLOCK, "Scheduled local departure time as hhmm.",
-            min_value=0, max_value=2359),
-    Feature("sched_arr_time", int, Kind.CLOCK, "Scheduled local arrival time as hhmm.",
-            min_value=0, max_value=2359),
+    Feature(
+        "distance",
+        float,
+        Kind.NUMERIC,
+        "Miles between airports.",
+        log=True,
+        min_value=1,
+        max_value=6000,
+    ),
+    Feature(
+        "sched_dep_time",
+        int,
+        Kind.CLOCK,
+        "Scheduled local departure time as hhmm.",
+        min_value=0,
+        max_value=2359,
+    ),
+    Feature(
+        "sched_arr_time",
+        int,
+        Kind.CLOCK,
+        "Scheduled local arrival time as hhmm.",
+        min_value=0,
+        max_value=2359,
+    ),
     # Not a model input: evaluation months (Nov-Dec) lie outside the training months, and
     # feeding month made the model extrapolate (AUC 0.702 -> 0.693 in a GBT check).
-    Feature("month", int, Kind.CONTEXT, "Month of departure, 1-12.", min_value=1,
-            max_value=12),
-    Feature("day_of_week", int, Kind.CATEGORICAL, "ISO day of week: 1 = Monday, 7 = Sunday.",
-            min_value=1, max_value=7),
+    Feature("month", int, Kind.CONTEXT, "Month of departure, 1-12.", min_value=1, max_value=12),
+    Feature(
+        "day_of_week",
+        int,
+        Kind.CATEGORICAL,
+        "ISO day of week: 1 = Monday, 7 = Sunday.",
+        min_value=1,
+        max_value=7,
+    ),
     # The plane (absent when its tail number is not in the planes table).
-    Feature("plane_age", float, Kind.NUMERIC, "Years since the plane was built.",
-            optional=True, min_value=0, max_value=100),
-    Feature("plane_seats", float, Kind.NUMERIC, "Number of seats.", optional=True, log=True,
-            min_value=1, max_value=1000),
-    Feature("plane_engines", float, Kind.NUMERIC, "Number of engines.", optional=True,
-            min_value=1, max_value=8),
-    Feature("plane_type", str, Kind.CATEGORICAL, "e.g. Fixed wing multi engine.",
-            optional=True, domain=("Fixed wing multi engine", "Fixed wing single engine",
-                                   "Rotorcraft")),
-    Feature("plane_manufacturer", str, Kind.CATEGORICAL, "e.g. EMBRAER.", optional=True,
-            top_k=30),
+    Feature(
+        "plane_age",
+        float,
+        Kind.NUMERIC,
+        "Years since the plane was built.",
+        optional=True,
+        min_value=0,
+        max_value=100,
+    ),
+    Feature(
+        "plane_seats",
+        float,
+        Kind.NUMERIC,
+        "Number of seats.",
+        optional=True,
+        log=True,
+        min_value=1,
+        max_value=1000,
+    ),
+    Feature(
+        "plane_engines",
+        float,
+        Kind.NUMERIC,
+        "Number of engines.",
+        optional=True,
+        min_value=1,
+        max_value=8,
+    ),
+    Feature(
+        "plane_type",
+        str,
+        Kind.CATEGORICAL,
+        "e.g. Fixed wing multi engine.",
+        optional=True,
+        domain=("Fixed wing multi engine", "Fixed wing single engine", "Rotorcraft"),
+    ),
+    Feature("plane_manufacturer", str, Kind.CATEGORICAL, "e.g. EMBRAER.", optional=True, top_k=30),
     # Hourly weather at the origin at the scheduled departure hour.
-    Feature("temp", float, Kind.NUMERIC, "Temperature, F.", optional=True,
-            min_value=-40, max_value=130),
-    Feature("dewp", float, Kind.NUMERIC, "Dew point, F.", optional=True,
-            min_value=-60, max_value=100),
-    Feature("humid", float, Kind.NUMERIC, "Relative humidity, %.", optional=True,
-            min_value=0, max_value=100),
-    Feature("wind_dir", float, Kind.NUMERIC, "Wind direction, degrees.", optional=True,
-            min_value=0, max_value=360),
-    Feature("wind_speed", float, Kind.NUMERIC, "Wind speed, mph.", optional=True,
-            min_value=0, max_value=150),
-    Feature("wind_gust", float, Kind.NUMERIC, "Gust speed, mph (mostly absent).",
-            optional=True, min_value=0, max_value=200),
-    Feature("precip", float, Kind.NUMERIC, "Precipitation, inches.", optional=True, log=True,
-            min_value=0, max_value=10),
-    Feature("pressure", float, Kind.NUMERIC, "Sea level pressure, millibars.", optional=True,
-            min_value=900, max_value=1100),
-    Feature("visib", float, Kind.NUMERIC, "Visibility, miles.", optional=True,
-            min_value=0, max_value=10),
+    Feature(
+        "temp", float, Kind.NUMERIC, "Temperature, F.", optional=True, min_value=-40, max_value=130
+    ),
+    Feature(
+        "dewp", float, Kind.NUMERIC, "Dew point, F.", optional=True, min_value=-60, max_value=100
+    ),
+    Feature(
+        "humid",
+        float,
+        Kind.NUMERIC,
+        "Relative humidity, %.",
+        optional=True,
+        min_value=0,
+        max_value=100,
+    ),
+    Feature(
+        "wind_dir",
+        float,
+        Kind.NUMERIC,
+        "Wind direction, degrees.",
+        optional=True,
+        min_value=0,
+        max_value=360,
+    ),
+    Feature(
+        "wind_speed",
+        float,
+        Kind.NUMERIC,
+        "Wind speed, mph.",
+        optional=True,
+        min_value=0,
+        max_value=150,
+    ),
+    Feature(
+        "wind_gust",
+        float,
+        Kind.NUMERIC,
+        "Gust speed, mph (mostly absent).",
+        optional=True,
+        min_value=0,
+        max_value=200,
+    ),
+    Feature(
+        "precip",
+        float,
+        Kind.NUMERIC,
+        "Precipitation, inches.",
+        optional=True,
+        log=True,
+        min_value=0,
+        max_value=10,
+    ),
+    Feature(
+        "pressure",
+        float,
+        Kind.NUMERIC,
+        "Sea level pressure, millibars.",
+        optional=True,
+        min_value=900,
+        max_value=1100,
+    ),
+    Feature(
+        "visib", float, Kind.NUMERIC, "Visibility, miles.", optional=True, min_value=0, max_value=10
+    ),
     # Origin weather over the hours up to the scheduled departure (observed before it).
-    Feature("precip_4h", float, Kind.NUMERIC, "Precipitation in the departure hour and the "
-            "3 before, inches.", optional=True, log=True, min_value=0, max_value=20),
-    Feature("precip_12h", float, Kind.NUMERIC, "Precipitation in the departure hour and the "
-            "11 before, inches.", optional=True, log=True, min_value=0, max_value=40),
-    Feature("visib_min_4h", float, Kind.NUMERIC, "Lowest visibility in the departure hour "
-            "and the 3 before, miles.", optional=True, min_value=0, max_value=10),
-    Feature("wind_speed_max_4h", float, Kind.NUMERIC, "Highest wind speed in the departure "
-            "hour and the 3 before, mph.", optional=True, min_value=0, max_value=150),
+    Feature(
+        "precip_4h",
+        float,
+        Kind.NUMERIC,
+        "Precipitation in the departure hour and the 3 before, inches.",
+        optional=True,
+        log=True,
+        min_value=0,
+        max_value=20,
+    ),
+    Feature(
+        "precip_12h",
+        float,
+        Kind.NUMERIC,
+        "Precipitation in the departure hour and the 11 before, inches.",
+        optional=True,
+        log=True,
+        min_value=0,
+        max_value=40,
+    ),
+    Feature(
+        "visib_min_4h",
+        float,
+        Kind.NUMERIC,
+        "Lowest visibility in the departure hour and the 3 before, miles.",
+        optional=True,
+        min_value=0,
+        max_value=10,
+    ),
+    Feature(
+        "wind_speed_max_4h",
+        float,
+        Kind.NUMERIC,
+        "Highest wind speed in the departure hour and the 3 before, mph.",
+        optional=True,
+        min_value=0,
+        max_value=150,
+    ),
     # Congestion, from the published schedule.
-    Feature("origin_hour_flights", float, Kind.NUMERIC, "Flights scheduled to leave the "
-            "origin in the same hour.", log=True, min_value=1, max_value=500),
-    Feature("origin_day_flights", float, Kind.NUMERIC, "Flights scheduled to leave the "
-            "origin that day.", log=True, min_value=1, max_value=5000),
-    Feature("dest_day_flights", float, Kind.NUMERIC, "Flights scheduled from New York to "
-            "the same destination that day.", log=True, min_value=1, max_value=1000),
+    Feature(
+        "origin_hour_flights",
+        float,
+        Kind.NUMERIC,
+        "Flights scheduled to leave the origin in the same hour.",
+        log=True,
+        min_value=1,
+        max_value=500,
+    ),
+    Feature(
+        "origin_day_flights",
+        float,
+        Kind.NUMERIC,
+        "Flights scheduled to leave the origin that day.",
+        log=True,
+        min_value=1,
+        max_value=5000,
+    ),
+    Feature(
+        "dest_day_flights",
+        float,
+        Kind.NUMERIC,
+        "Flights scheduled from New York to the same destination that day.",
+        log=True,
+        min_value=1,
+        max_value=1000,
+    ),
 )
 
 CROSSES: tuple[tuple[str, ...], ...] = (("origin", "dest"),)
@@ -143,6 +318,7 @@ BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 
 
 # --- Derived names: every Transform output and vocabulary is named here -----------------------
+
 
 def transformed_name(key: str) -> str:
     """Name of a Transform output derived from raw feature `key`."""
@@ -172,9 +348,11 @@ def cross_name(keys: tuple[str, ...]) -> str:
 def vocabulary_names() -> tuple[str, ...]:
     """Every vocabulary Transform computes, by file name: each CATEGORICAL feature, each
     CLOCK feature's hour and each cross (TFTransformOutput.vocabulary_by_name reads them)."""
-    return (tuple(f.name for f in of_kind(Kind.CATEGORICAL))
-            + tuple(clock_hour_key(f.name) for f in of_kind(Kind.CLOCK))
-            + tuple(cross_name(keys) for keys in CROSSES))
+    return (
+        tuple(f.name for f in of_kind(Kind.CATEGORICAL))
+        + tuple(clock_hour_key(f.name) for f in of_kind(Kind.CLOCK))
+        + tuple(cross_name(keys) for keys in CROSSES)
+    )
 
 
 def of_kind(kind: Kind) -> tuple[Feature, ...]:
@@ -182,6 +360,7 @@ def of_kind(kind: Kind) -> tuple[Feature, ...]:
 
 
 # --- Dtypes and the missing-value marker ------------------------------------------------------
+
 
 def tf_dtype(dtype: type):
     """The tf.DType that carries a registry dtype (str, int or float): tf.string, tf.int64,
@@ -228,8 +407,11 @@ def raw_feature_spec() -> dict:
     import tensorflow as tf  # deferred: this module is imported by light code paths
 
     spec = {
-        f.name: (tf.io.VarLenFeature(tf_dtype(f.dtype)) if f.optional
-                 else tf.io.FixedLenFeature([1], tf_dtype(f.dtype)))
+        f.name: (
+            tf.io.VarLenFeature(tf_dtype(f.dtype))
+            if f.optional
+            else tf.io.FixedLenFeature([1], tf_dtype(f.dtype))
+        )
         for f in FEATURES
     }
     spec[LABEL_KEY] = tf.io.FixedLenFeature([1], tf.int64)

@@ -24,7 +24,8 @@ def _column(x: tf.Tensor | tf.SparseTensor, dtype: type) -> Column:
         shape = tf.stack([x.dense_shape[0], 1])
         values = tf.sparse.to_dense(tf.SparseTensor(x.indices, x.values, shape), fill)
         present = tf.sparse.to_dense(
-            tf.SparseTensor(x.indices, tf.ones_like(x.values, tf.bool), shape), False)
+            tf.SparseTensor(x.indices, tf.ones_like(x.values, tf.bool), shape), False
+        )
         return Column(tf.reshape(values, [-1]), tf.reshape(present, [-1]))
     values = tf.reshape(x, [-1])
     return Column(values, tf.ones_like(values, tf.bool))
@@ -36,22 +37,29 @@ class _Analyzers:
     @staticmethod
     def _vocabulary(text: tf.Tensor, key: str, top_k: int | None = None) -> tf.Tensor:
         return tft.compute_and_apply_vocabulary(
-            text, top_k=top_k, num_oov_buckets=encoding.NUM_OOV_BUCKETS, vocab_filename=key)
+            text, top_k=top_k, num_oov_buckets=encoding.NUM_OOV_BUCKETS, vocab_filename=key
+        )
 
     def vocabulary_ids(self, key, column, dtype, top_k=None):
         return self._vocabulary(encoding.categorical_text(column, dtype), key, top_k)
 
     def cross_ids(self, key, columns, dtypes):
-        return self._vocabulary(encoding.cross_value(
-            [encoding.categorical_text(c, d) for c, d in zip(columns, dtypes, strict=True)]), key)
+        return self._vocabulary(
+            encoding.cross_value(
+                [encoding.categorical_text(c, d) for c, d in zip(columns, dtypes, strict=True)]
+            ),
+            key,
+        )
 
     def z_score(self, feature, x, present):
         if not feature.optional:
             return tft.scale_to_z_score(x)
         # Statistics over present values only; an absent value becomes 0, the mean.
-        present_values = tf.SparseTensor(tf.where(tf.expand_dims(present, 1)),
-                                         tf.boolean_mask(x, present),
-                                         tf.stack([tf.size(x, out_type=tf.int64), 1]))
+        present_values = tf.SparseTensor(
+            tf.where(tf.expand_dims(present, 1)),
+            tf.boolean_mask(x, present),
+            tf.stack([tf.size(x, out_type=tf.int64), 1]),
+        )
         z = tft.scale_to_z_score(present_values)
         return tf.reshape(tf.sparse.to_dense(z, 0.0), [-1])
 

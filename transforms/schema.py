@@ -22,8 +22,10 @@ from transforms import features as F
 SCHEMA_DIR = pathlib.Path(__file__).parent / "schema"
 SCHEMA_FILE = SCHEMA_DIR / "schema.pbtxt"
 TRAINING, SERVING = "TRAINING", "SERVING"
-_HEADER = ("# Generated from transforms/features.py by `python -m transforms.schema`; "
-           "do not edit by hand.\n")
+_HEADER = (
+    "# Generated from transforms/features.py by `python -m transforms.schema`; "
+    "do not edit by hand.\n"
+)
 
 
 def build():
@@ -49,8 +51,7 @@ def build():
                 domain.min = f.min_value
             if f.max_value is not None:
                 domain.max = f.max_value
-    label = schema.feature.add(name=F.LABEL_KEY, type=schema_pb2.INT,
-                               not_in_environment=[SERVING])
+    label = schema.feature.add(name=F.LABEL_KEY, type=schema_pb2.INT, not_in_environment=[SERVING])
     label.bool_domain.SetInParent()
     label.presence.min_fraction, label.presence.min_count = 1.0, 1
     label.shape.dim.add(size=1)

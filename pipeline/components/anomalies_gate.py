@@ -24,12 +24,13 @@ def describe_anomalies(anomalies_uri: str, split_names: list[str]) -> list[str]:
         path = os.path.join(anomalies_uri, f"Split-{split}", ANOMALIES_FILE)
         anomalies = anomalies_util.load_anomalies_binary(path)
         for feature, info in sorted(anomalies.anomaly_info.items()):
-            lines.append(f"split '{split}', feature '{feature}': {info.short_description}: "
-                         f"{info.description}")
+            lines.append(
+                f"split '{split}', feature '{feature}': {info.short_description}: "
+                f"{info.description}"
+            )
         if anomalies.HasField("dataset_anomaly_info"):
             info = anomalies.dataset_anomaly_info
-            lines.append(f"split '{split}', dataset: {info.short_description}: "
-                         f"{info.description}")
+            lines.append(f"split '{split}', dataset: {info.short_description}: {info.description}")
     return lines
 
 
@@ -47,11 +48,16 @@ def AnomaliesGate(
     split_names = artifact_utils.decode_split_names(anomalies.split_names)
     problems = describe_anomalies(anomalies.uri, split_names)
     if problems:
-        raise AnomaliesFound("the examples do not match the curated schema "
-                             "(transforms/schema/schema.pbtxt):\n  " + "\n  ".join(problems))
+        raise AnomaliesFound(
+            "the examples do not match the curated schema "
+            "(transforms/schema/schema.pbtxt):\n  " + "\n  ".join(problems)
+        )
     approved.split_names = anomalies.split_names
     for split in split_names:
         target = os.path.join(approved.uri, f"Split-{split}")
         tf.io.gfile.makedirs(target)
-        tf.io.gfile.copy(os.path.join(anomalies.uri, f"Split-{split}", ANOMALIES_FILE),
-                         os.path.join(target, ANOMALIES_FILE), overwrite=True)
+        tf.io.gfile.copy(
+            os.path.join(anomalies.uri, f"Split-{split}", ANOMALIES_FILE),
+            os.path.join(target, ANOMALIES_FILE),
+            overwrite=True,
+        )

@@ -13,9 +13,11 @@ class LatestBlessedBaselineStrategy(tfx.dsl.experimental.ResolverStrategy):
 
     def resolve_artifacts(self, store, input_dict):
         candidate_ids = {model.id for model in input_dict["candidate"]}
-        blessings = {blessing.get_int_custom_property("current_model_id"): blessing
-                     for blessing in input_dict["model_blessing"]
-                     if blessing.get_int_custom_property("blessed") == 1}
+        blessings = {
+            blessing.get_int_custom_property("current_model_id"): blessing
+            for blessing in input_dict["model_blessing"]
+            if blessing.get_int_custom_property("blessed") == 1
+        }
         result = {"model": [], "model_blessing": [], "candidate": input_dict["candidate"]}
         for model in sorted(input_dict["model"], key=lambda m: m.id, reverse=True):
             if model.id in blessings and model.id not in candidate_ids:

@@ -38,11 +38,15 @@ def LoadAndQueryValidator(
     report = warmup.load_and_query_in_fresh_process(model_dir, warmup_path, timeout_seconds)
     with tf.io.gfile.GFile(os.path.join(blessing.uri, "report.json"), "w") as f:
         json.dump(report.__dict__, f, indent=2)
-    with tf.io.gfile.GFile(os.path.join(
-            blessing.uri, INFRA_BLESSED if report.ok else INFRA_NOT_BLESSED), "w") as f:
+    with tf.io.gfile.GFile(
+        os.path.join(blessing.uri, INFRA_BLESSED if report.ok else INFRA_NOT_BLESSED), "w"
+    ) as f:
         f.write("\n".join(report.problems))
     blessing.set_int_custom_property("blessed", int(report.ok))
-    blessing.set_string_custom_property("reason", "; ".join(report.problems)[:4000]
-                                        if report.problems else
-                                        f"{report.requests} requests answered")
+    blessing.set_string_custom_property(
+        "reason",
+        "; ".join(report.problems)[:4000]
+        if report.problems
+        else f"{report.requests} requests answered",
+    )
     blessing.set_int_custom_property("warmup_requests", len(logs))

@@ -26,8 +26,7 @@ class MobileModels(artifact.Artifact):
 @tfx.dsl.components.component
 def MobileExport(
     model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
-    transform_graph: tfx.dsl.components.InputArtifact[
-        tfx.types.standard_artifacts.TransformGraph],
+    transform_graph: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.TransformGraph],
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
     model_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     pushed_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.PushedModel],
@@ -55,20 +54,28 @@ def MobileExport(
         return
     version = int(pushed_model.get_string_custom_property("pushed_version"))
     eval_examples = read_examples(examples, EVAL_SPLIT, config.eval_rows)
-    representative = read_examples(examples, TRAIN_SPLIT, config.representative_rows,
-                                    shuffle=True)
+    representative = read_examples(examples, TRAIN_SPLIT, config.representative_rows, shuffle=True)
     results, baseline = gates.build_variants(
         path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model)),
-        transform_graph.uri, eval_examples, representative, mobile_models.uri, config)
+        transform_graph.uri,
+        eval_examples,
+        representative,
+        mobile_models.uri,
+        config,
+    )
     contract = publish.contract(tft.TFTransformOutput(transform_graph.uri), version, data_span)
-    for name, doc in (("metrics.json", publish.metrics(results, baseline)),
-                      ("contract.json", contract)):
+    for name, doc in (
+        ("metrics.json", publish.metrics(results, baseline)),
+        ("contract.json", contract),
+    ):
         with tf.io.gfile.GFile(os.path.join(mobile_models.uri, name), "w") as f:
             json.dump(doc, f, indent=2)
-    destination = publish.publish(results, mobile_models.uri, mobile_model_dir, version,
-                                  contract, baseline)
+    destination = publish.publish(
+        results, mobile_models.uri, mobile_model_dir, version, contract, baseline
+    )
     mobile_models.set_int_custom_property("published", int(destination is not None))
     mobile_models.set_int_custom_property("version", version)
     mobile_models.set_string_custom_property("destination", destination or "")
     mobile_models.set_string_custom_property(
-        "reason", "" if destination else "no variant passed its gate")
+        "reason", "" if destination else "no variant passed its gate"
+    )

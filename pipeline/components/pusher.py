@@ -27,9 +27,11 @@ class AtomicPushExecutor(pusher_executor.Executor):
         destination = tfx.proto.PushDestination()
         proto_utils.json_to_proto(exec_properties["push_destination"], destination)
         infra_blessing = artifact_utils.get_single_instance(input_dict["infra_blessing"])
-        version, target = push.push(self.GetModelPath(input_dict),
-                                    destination.filesystem.base_directory,
-                                    os.path.join(infra_blessing.uri, warmup.WARMUP_FILE))
+        version, target = push.push(
+            self.GetModelPath(input_dict),
+            destination.filesystem.base_directory,
+            os.path.join(infra_blessing.uri, warmup.WARMUP_FILE),
+        )
         self._MarkPushed(pushed_model, pushed_destination=target, pushed_version=str(version))
 
 
@@ -39,8 +41,11 @@ class AtomicPusher(tfx.components.Pusher):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(AtomicPushExecutor)
 
     def __init__(self, model, model_blessing, infra_blessing, base_directory: str):
-        super().__init__(model=model, model_blessing=model_blessing,
-                         infra_blessing=infra_blessing,
-                         push_destination=tfx.proto.PushDestination(
-                             filesystem=tfx.proto.PushDestination.Filesystem(
-                                 base_directory=base_directory)))
+        super().__init__(
+            model=model,
+            model_blessing=model_blessing,
+            infra_blessing=infra_blessing,
+            push_destination=tfx.proto.PushDestination(
+                filesystem=tfx.proto.PushDestination.Filesystem(base_directory=base_directory)
+            ),
+        )

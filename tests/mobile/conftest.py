@@ -30,7 +30,13 @@ def built(saved_model_dir, transform_output_dir, records, tmp_path_factory):
     one that cannot convert."""
     work = tmp_path_factory.mktemp("mobile_work")
     quantizers = {**quantize.QUANTIZERS, "uncalibrated_int8": _uncalibrated_int8}
-    results, baseline = gates.build_variants(str(saved_model_dir), str(transform_output_dir),
-                                             records, records[:100], str(work), CONFIG,
-                                             quantizers)
+    results, baseline = gates.build_variants(
+        str(saved_model_dir),
+        str(transform_output_dir),
+        records,
+        records[:100],
+        str(work),
+        CONFIG,
+        quantizers,
+    )
     return {r.variant: r for r in results}, baseline, work

@@ -23,8 +23,10 @@ def test_every_variant_converts_and_answers_in_tflite_runtime(built, records):
         assert result.auc is not None and 0.5 < result.auc <= 1.0, result
         assert result.latency_p50_ms > 0 and result.latency_p99_ms >= result.latency_p50_ms
         assert (work / runtime.file_name(name)).stat().st_size == result.size_bytes
-        scores = runtime.predict(runtime.read(str(work / runtime.file_name(name))),
-                                 codec.columns_from_examples(records[:7]))
+        scores = runtime.predict(
+            runtime.read(str(work / runtime.file_name(name))),
+            codec.columns_from_examples(records[:7]),
+        )
         assert scores.shape == (7,) and np.all((scores >= 0) & (scores <= 1))
     assert results["float16"].size_bytes < results["float32"].size_bytes
     assert results["dynamic_int8"].size_bytes < results["float32"].size_bytes
@@ -33,8 +35,13 @@ def test_every_variant_converts_and_answers_in_tflite_runtime(built, records):
 def test_float32_matches_the_saved_model_on_raw_rows(built, saved_model_dir, records):
     results, _, work = built
     columns = codec.columns_from_examples(records)
-    expected = tf.saved_model.load(str(saved_model_dir)).signatures[PREDICT_SIGNATURE](
-        **{k: tf.constant(v) for k, v in columns.items()})[OUTPUT_KEY].numpy()
+    expected = (
+        tf.saved_model.load(str(saved_model_dir))
+        .signatures[PREDICT_SIGNATURE](**{k: tf.constant(v) for k, v in columns.items()})[
+            OUTPUT_KEY
+        ]
+        .numpy()
+    )
     tflite = runtime.predict(runtime.read(str(work / runtime.file_name("float32"))), columns)
     np.testing.assert_allclose(tflite, expected, atol=1e-4)
     assert results["float32"].published and results["float32"].max_abs_diff <= 1e-4

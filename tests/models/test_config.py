@@ -10,7 +10,8 @@ from models.config import TrainingConfig
 @pytest.mark.unit
 def test_training_config_ignores_tfx_keys_and_rejects_unknown_distributions():
     config = TrainingConfig.from_custom_config(
-        {"max_epochs": 3, "distribution": "mirrored", "ai_platform_enable_vertex": True})
+        {"max_epochs": 3, "distribution": "mirrored", "ai_platform_enable_vertex": True}
+    )
     assert config.max_epochs == 3 and config.distribution == "mirrored"
     assert TrainingConfig.from_custom_config(None) == TrainingConfig()
     with pytest.raises(ValueError, match="distribution must be one of"):

@@ -42,7 +42,8 @@ def _dense_request(rows) -> dict[str, tf.Tensor]:
 
 
 def test_export_serves_raw_features_and_examples_without_the_transform_output(
-        trained_model, transform_output_dir, flight_rows, tmp_path):
+    trained_model, transform_output_dir, flight_rows, tmp_path
+):
     # A private copy of the transform output, deleted after export: nothing but the
     # SavedModel may be needed from then on (the shared fixture stays untouched).
     private = tmp_path / "transform_graph"
@@ -61,17 +62,21 @@ def test_export_serves_raw_features_and_examples_without_the_transform_output(
     loaded = tf.saved_model.load(export_dir)
     assert set(loaded.signatures) == set(SIGNATURES)
     by_examples = loaded.signatures[EXAMPLES_SIGNATURE](
-        examples=tf.constant(data.encode_examples(flight_rows)))
+        examples=tf.constant(data.encode_examples(flight_rows))
+    )
     by_raw = loaded.signatures[PREDICT_SIGNATURE](**_dense_request(flight_rows))
     transformed_sig = loaded.signatures[TRANSFORM_SIGNATURE](
-        examples=tf.constant(data.encode_examples(flight_rows)))
+        examples=tf.constant(data.encode_examples(flight_rows))
+    )
 
     np.testing.assert_allclose(by_examples[OUTPUT_KEY].numpy(), expected, atol=1e-5)
     np.testing.assert_allclose(by_raw[OUTPUT_KEY].numpy(), expected, atol=1e-5)
     assert by_raw[OUTPUT_KEY].shape == (len(flight_rows),)
     assert np.all((expected > 0) & (expected < 1))
-    np.testing.assert_array_equal(transformed_sig[F.missing_indicator_name("plane_age")].numpy(),
-                                  flight_rows["plane_age"].isna().to_numpy(np.float32))
+    np.testing.assert_array_equal(
+        transformed_sig[F.missing_indicator_name("plane_age")].numpy(),
+        flight_rows["plane_age"].isna().to_numpy(np.float32),
+    )
 
 
 def test_serving_signature_input_contract(saved_model_dir):
@@ -89,14 +94,18 @@ def test_classify_signature_carries_tf_servings_classify_method_name(saved_model
     signatures = contract.signature_defs(str(saved_model_dir))
     assert signatures[CLASSIFY_SIGNATURE].method_name == CLASSIFY_METHOD
     assert CLASSIFY_METHOD == "tensorflow/serving/classify"
-    assert all(signatures[key].method_name == "tensorflow/serving/predict"
-               for key in SIGNATURES if key != CLASSIFY_SIGNATURE)
+    assert all(
+        signatures[key].method_name == "tensorflow/serving/predict"
+        for key in SIGNATURES
+        if key != CLASSIFY_SIGNATURE
+    )
 
 
 def test_classify_scores_are_the_predicted_probabilities(saved_model_dir, records):
     loaded = tf.saved_model.load(str(saved_model_dir))
-    expected = loaded.signatures[EXAMPLES_SIGNATURE](
-        examples=tf.constant(records[:20]))[OUTPUT_KEY].numpy()
+    expected = loaded.signatures[EXAMPLES_SIGNATURE](examples=tf.constant(records[:20]))[
+        OUTPUT_KEY
+    ].numpy()
     out = loaded.signatures[CLASSIFY_SIGNATURE](inputs=tf.constant(records[:20]))
     classes, scores = (out[key].numpy() for key in CLASSIFY_OUTPUTS)
     assert classes[0].tolist() == [c.encode() for c in F.LABEL_CLASSES]

@@ -19,7 +19,8 @@ def test_embedding_dim_grows_with_vocabulary_and_respects_the_cap():
 
 @pytest.mark.component
 def test_model_reads_every_transformed_feature_and_sizes_embeddings_from_vocabularies(
-        tf_transform_output):
+    tf_transform_output,
+):
     hp = search_space()
     model = build_model(hp, tf_transform_output)
     assert sorted(model.input_names) == sorted(model_inputs(tf_transform_output))

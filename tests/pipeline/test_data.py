@@ -16,23 +16,66 @@ from transforms import features as F
 
 
 def _flight(**overrides) -> dict:
-    row = dict(year=2013, month=3, day=4, dep_time=700.0, sched_dep_time=655, dep_delay=5.0,
-               arr_time=900.0, sched_arr_time=910, arr_delay=-10.0, carrier="UA", flight=1,
-               tailnum="N1", origin="EWR", dest="IAH", air_time=200.0, distance=1400,
-               hour=6, minute=55, time_hour="2013-03-04T11:00:00Z")
+    row = dict(
+        year=2013,
+        month=3,
+        day=4,
+        dep_time=700.0,
+        sched_dep_time=655,
+        dep_delay=5.0,
+        arr_time=900.0,
+        sched_arr_time=910,
+        arr_delay=-10.0,
+        carrier="UA",
+        flight=1,
+        tailnum="N1",
+        origin="EWR",
+        dest="IAH",
+        air_time=200.0,
+        distance=1400,
+        hour=6,
+        minute=55,
+        time_hour="2013-03-04T11:00:00Z",
+    )
     return row | overrides
 
 
 def _weather(**overrides) -> dict:
-    row = dict(origin="EWR", year=2013, month=3, day=4, hour=6, temp=40.0, dewp=20.0,
-               humid=50.0, wind_dir=180.0, wind_speed=10.0, wind_gust=np.nan, precip=0.0,
-               pressure=1010.0, visib=10.0, time_hour="2013-03-04T11:00:00Z")
+    row = dict(
+        origin="EWR",
+        year=2013,
+        month=3,
+        day=4,
+        hour=6,
+        temp=40.0,
+        dewp=20.0,
+        humid=50.0,
+        wind_dir=180.0,
+        wind_speed=10.0,
+        wind_gust=np.nan,
+        precip=0.0,
+        pressure=1010.0,
+        visib=10.0,
+        time_hour="2013-03-04T11:00:00Z",
+    )
     return row | overrides
 
 
-PLANES = pd.DataFrame([dict(tailnum="N1", year=2003.0, type="Fixed wing multi engine",
-                            manufacturer="BOEING", model="737", engines=2, seats=150,
-                            speed=np.nan, engine="Turbo-fan")])
+PLANES = pd.DataFrame(
+    [
+        dict(
+            tailnum="N1",
+            year=2003.0,
+            type="Fixed wing multi engine",
+            manufacturer="BOEING",
+            model="737",
+            engines=2,
+            seats=150,
+            speed=np.nan,
+            engine="Turbo-fan",
+        )
+    ]
+)
 
 
 def _tables(flights: list[dict], weather: list[dict] | None = None) -> data.Tables:
@@ -41,8 +84,11 @@ def _tables(flights: list[dict], weather: list[dict] | None = None) -> data.Tabl
 
 def _write_tables(folder: pathlib.Path, tables: data.Tables) -> pathlib.Path:
     folder.mkdir(parents=True, exist_ok=True)
-    tables.flights.to_csv(folder / data.FLIGHTS_FILE, index=False,
-                          compression={"method": "zip", "archive_name": "flights.csv"})
+    tables.flights.to_csv(
+        folder / data.FLIGHTS_FILE,
+        index=False,
+        compression={"method": "zip", "archive_name": "flights.csv"},
+    )
     tables.weather.to_csv(folder / data.WEATHER_FILE, index=False)
     tables.planes.to_csv(folder / data.PLANES_FILE, index=False)
     return folder
@@ -50,8 +96,11 @@ def _write_tables(folder: pathlib.Path, tables: data.Tables) -> pathlib.Path:
 
 @pytest.mark.unit
 def test_join_takes_origin_weather_at_the_scheduled_hour_and_plane_attributes():
-    weather = [_weather(hour=5, temp=1.0), _weather(hour=6, temp=42.0),
-               _weather(origin="JFK", hour=6, temp=99.0)]
+    weather = [
+        _weather(hour=5, temp=1.0),
+        _weather(hour=6, temp=42.0),
+        _weather(origin="JFK", hour=6, temp=99.0),
+    ]
     rows = data.build_examples(_tables([_flight()], weather))
     row = rows.iloc[0]
     assert row["temp"] == 42.0
@@ -61,8 +110,7 @@ def test_join_takes_origin_weather_at_the_scheduled_hour_and_plane_attributes():
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("arr_delay, expected", [(14.0, 0), (15.0, 1), (-3.0, 0),
-                                                 (np.nan, 1)])
+@pytest.mark.parametrize("arr_delay, expected", [(14.0, 0), (15.0, 1), (-3.0, 0), (np.nan, 1)])
 @pytest.mark.unit
 def test_label_is_late_by_15_minutes_or_never_arrived(arr_delay, expected):
     rows = data.build_examples(_tables([_flight(arr_delay=arr_delay)]))
@@ -104,14 +152,21 @@ def test_real_data_has_expected_size_and_positive_rate(flight_rows):
 
 @pytest.mark.unit
 def test_prepare_writes_monthly_spans_per_split_once(tmp_path):
-    source = _write_tables(tmp_path / "src", _tables(
-        [_flight(month=m, day=1) for m in (1, 1, 2, 3)],
-        [_weather(month=m, day=1) for m in (1, 2, 3)]))
+    source = _write_tables(
+        tmp_path / "src",
+        _tables(
+            [_flight(month=m, day=1) for m in (1, 1, 2, 3)],
+            [_weather(month=m, day=1) for m in (1, 2, 3)],
+        ),
+    )
     out = tmp_path / "spans"
     prepared = data.prepare(out, (1, 2), (3,), source_dir=source)
     assert prepared.rows == {"train": {"2013-01": 2, "2013-02": 1}, "eval": {"2013-03": 1}}
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.tfrecord")) == [
-        "eval/2013-03.tfrecord", "train/2013-01.tfrecord", "train/2013-02.tfrecord"]
+        "eval/2013-03.tfrecord",
+        "train/2013-01.tfrecord",
+        "train/2013-02.tfrecord",
+    ]
     assert sum(1 for _ in tf.data.TFRecordDataset(str(out / "train/2013-01.tfrecord"))) == 2
 
     mtime = (out / "train/2013-01.tfrecord").stat().st_mtime_ns
@@ -132,8 +187,10 @@ def test_prepare_rejects_overlapping_months(tmp_path):
 @pytest.mark.unit
 def test_missing_column_names_file_and_column_and_writes_nothing(tmp_path):
     tables = _tables([_flight()])
-    source = _write_tables(tmp_path / "src", data.Tables(
-        tables.flights, tables.weather.drop(columns=["visib"]), tables.planes))
+    source = _write_tables(
+        tmp_path / "src",
+        data.Tables(tables.flights, tables.weather.drop(columns=["visib"]), tables.planes),
+    )
     with pytest.raises(data.DataError, match=r"weather\.csv: missing column\(s\) visib"):
         data.prepare(tmp_path / "spans", (3,), (4,), source_dir=source)
     assert not any(tmp_path.glob("*spans*"))
@@ -142,11 +199,14 @@ def test_missing_column_names_file_and_column_and_writes_nothing(tmp_path):
 @pytest.mark.unit
 def test_wrong_type_names_column_value_and_row(tmp_path):
     flights = pd.DataFrame([_flight(), _flight(distance="far")])
-    source = _write_tables(tmp_path / "src", data.Tables(
-        flights, pd.DataFrame([_weather()]), PLANES))
-    with pytest.raises(data.DataError,
-                       match=r"flights\.csv\.zip: column 'distance' must hold numbers, "
-                             r"found 'far' on data row 2"):
+    source = _write_tables(
+        tmp_path / "src", data.Tables(flights, pd.DataFrame([_weather()]), PLANES)
+    )
+    with pytest.raises(
+        data.DataError,
+        match=r"flights\.csv\.zip: column 'distance' must hold numbers, "
+        r"found 'far' on data row 2",
+    ):
         data.load_tables(source)
 
 
@@ -168,9 +228,16 @@ def test_manifest_records_request_and_rows(tmp_path):
 
 @pytest.mark.unit
 def test_weather_windows_cover_the_departure_hour_and_the_ones_before():
-    hours = [_weather(hour=h, precip=p, visib=v, wind_speed=w)
-             for h, p, v, w in [(3, 0.5, 10.0, 5.0), (4, 0.0, 2.0, 30.0), (5, 0.1, 10.0, 5.0),
-                                (6, 0.0, 9.0, 10.0), (8, 0.2, 10.0, 7.0)]]  # hour 7 missing
+    hours = [
+        _weather(hour=h, precip=p, visib=v, wind_speed=w)
+        for h, p, v, w in [
+            (3, 0.5, 10.0, 5.0),
+            (4, 0.0, 2.0, 30.0),
+            (5, 0.1, 10.0, 5.0),
+            (6, 0.0, 9.0, 10.0),
+            (8, 0.2, 10.0, 7.0),
+        ]
+    ]  # hour 7 missing
     windows = data.weather_windows(pd.DataFrame(hours)).set_index("hour")
     assert windows.loc[6, "precip_4h"] == pytest.approx(0.6)  # hours 3-6
     assert windows.loc[6, "visib_min_4h"] == 2.0
@@ -189,8 +256,13 @@ def test_implausible_readings_become_missing_before_windows():
 
 @pytest.mark.unit
 def test_congestion_counts_flights_in_the_same_slot():
-    flights = [_flight(), _flight(minute=10), _flight(hour=9, sched_dep_time=900),
-               _flight(origin="JFK"), _flight(dest="ORD")]
+    flights = [
+        _flight(),
+        _flight(minute=10),
+        _flight(hour=9, sched_dep_time=900),
+        _flight(origin="JFK"),
+        _flight(dest="ORD"),
+    ]
     rows = data.build_examples(_tables(flights))
     assert rows["origin_hour_flights"].tolist() == [3, 3, 1, 1, 3]
     assert rows["origin_day_flights"].tolist() == [4, 4, 4, 1, 4]

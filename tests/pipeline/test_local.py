@@ -39,11 +39,15 @@ def workspace(tmp_path_factory) -> pathlib.Path:
 @pytest.fixture(scope="module")
 def config(workspace):
     return local_config(
-        workspace, rows_per_month=ROWS_PER_MONTH, min_eval_auc=0.5,
+        workspace,
+        rows_per_month=ROWS_PER_MONTH,
+        min_eval_auc=0.5,
         training=TrainingConfig(batch_size=128, max_epochs=2, tuner_trials=2, tuner_epochs=1),
         # 500 eval rows here; a tiny model may lose more AUC to int8 than a real one.
-        mobile=MobileConfig(min_parity_rows=400, representative_rows=100, latency_runs=50,
-                            auc_tolerance=0.05))
+        mobile=MobileConfig(
+            min_parity_rows=400, representative_rows=100, latency_runs=50, auc_tolerance=0.05
+        ),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +84,12 @@ def test_summary_reports_rows_metrics_blessing_and_push(first_run, config):
     assert first_run["blessed"] is True and first_run["validation"]["ok"] is True
     assert first_run["infra_validation"]["ok"] is True
     assert first_run["infra_validation"]["detail"] == (
-        f"{len(warmup.PREDICT_BATCHES) + len(warmup.CLASSIFY_BATCHES)} requests answered")
+        f"{len(warmup.PREDICT_BATCHES) + len(warmup.CLASSIFY_BATCHES)} requests answered"
+    )
     assert first_run["pushed"] is True
     assert first_run["pushed_destination"] == str(
-        pathlib.Path(config.serving_model_dir) / first_run["pushed_version"])
+        pathlib.Path(config.serving_model_dir) / first_run["pushed_version"]
+    )
 
     written = json.loads(pathlib.Path(first_run["summary_file"]).read_text())
     assert written == first_run
@@ -100,15 +106,16 @@ def test_blessed_model_gets_tflite_variants_under_the_serving_version(first_run,
     published = {name for name, v in mobile["variants"].items() if v["published"]}
     files = {p.name for p in pathlib.Path(mobile["destination"]).iterdir()}
     assert files == {runtime.file_name(n) for n in published} | {
-        "labels.txt", "contract.json", "metrics.json"}
+        "labels.txt",
+        "contract.json",
+        "metrics.json",
+    }
     contract = json.loads((pathlib.Path(mobile["destination"]) / "contract.json").read_text())
     assert contract["version"] == int(version)
-    assert contract["training_data"] == "trained on 2013-01..2013-10, evaluated on " \
-                                        "2013-11..2013-12"
+    assert contract["training_data"] == "trained on 2013-01..2013-10, evaluated on 2013-11..2013-12"
 
 
-def test_pushed_model_uses_the_tf_serving_layout_and_answers_both_signatures(first_run,
-                                                                              config):
+def test_pushed_model_uses_the_tf_serving_layout_and_answers_both_signatures(first_run, config):
     (version,) = _versions(config)
     assert version.isdigit() and version == first_run["pushed_version"]
     model_dir = pathlib.Path(config.serving_model_dir) / version
@@ -123,8 +130,10 @@ def test_pushed_model_uses_the_tf_serving_layout_and_answers_both_signatures(fir
     for feature in F.FEATURES:
         value = parsed[feature.name]
         if isinstance(value, tf.SparseTensor):
-            value = tf.sparse.to_dense(tf.sparse.reset_shape(value, [len(records), 1]),
-                                       "" if feature.dtype is str else float("nan"))
+            value = tf.sparse.to_dense(
+                tf.sparse.reset_shape(value, [len(records), 1]),
+                "" if feature.dtype is str else float("nan"),
+            )
         request[feature.name] = tf.reshape(value, [-1])
 
     model = tf.saved_model.load(str(model_dir))
@@ -137,7 +146,8 @@ def test_pushed_model_uses_the_tf_serving_layout_and_answers_both_signatures(fir
     logs = warmup.read(str(model_dir / "assets.extra" / "tf_serving_warmup_requests"))
     assert [log.WhichOneof("log_type") for log in logs] == (
         ["predict_log"] * len(warmup.PREDICT_BATCHES)
-        + ["classify_log"] * len(warmup.CLASSIFY_BATCHES))
+        + ["classify_log"] * len(warmup.CLASSIFY_BATCHES)
+    )
     assert warmup.replay(model, logs) == []
 
 
@@ -148,8 +158,7 @@ def test_unchanged_rerun_is_fully_cached_and_pushes_nothing_new(first_run, confi
     assert second["all_cached"] is True
     states = _states(second)
     assert states.pop("latest_blessed_model_resolver") == ["ran"]
-    assert states == {name: ["cached"] for name in COMPONENTS - {
-        "latest_blessed_model_resolver"}}
+    assert states == {name: ["cached"] for name in COMPONENTS - {"latest_blessed_model_resolver"}}
     assert _versions(config) == [first_run["pushed_version"]]
 
 
@@ -160,11 +169,17 @@ def test_unreachable_auc_floor_blocks_the_push_and_says_why(first_run, config, w
     assert _states(result)[NodeId.TRAINER] == ["cached"]
     assert _states(result)[NodeId.EVALUATOR] == ["ran"]
     assert result["blessed"] is False and result["pushed"] is False
-    assert any("auc" in reason and "below the floor 0.99" in reason
-               for reason in result["validation"]["failures"])
+    assert any(
+        "auc" in reason and "below the floor 0.99" in reason
+        for reason in result["validation"]["failures"]
+    )
     assert _versions(config) == [first_run["pushed_version"]]
-    assert result["mobile"] == {"published": False, "destination": None,
-                                "reason": "the model was not blessed", "variants": {}}
+    assert result["mobile"] == {
+        "published": False,
+        "destination": None,
+        "reason": "the model was not blessed",
+        "variants": {},
+    }
     assert _versions(config, config.mobile_model_dir) == [first_run["pushed_version"]]
 
 
@@ -188,21 +203,25 @@ def _rewrite(span: pathlib.Path, corrupt) -> None:
             writer.write(example)
 
 
-@pytest.mark.parametrize("corrupt, failed_component, named", [
-    # An absent column is a schema anomaly: the gate stops the run and names it.
-    (_drop_distance, "AnomaliesGate", ["AnomaliesFound", "feature 'distance'"]),
-    # A column of the wrong type cannot even be profiled: StatisticsGen stops the run.
-    (_carrier_as_number, NodeId.STATISTICS_GEN, ["wrong type", '"carrier"']),
-], ids=["missing-column", "wrong-type"])
+@pytest.mark.parametrize(
+    "corrupt, failed_component, named",
+    [
+        # An absent column is a schema anomaly: the gate stops the run and names it.
+        (_drop_distance, "AnomaliesGate", ["AnomaliesFound", "feature 'distance'"]),
+        # A column of the wrong type cannot even be profiled: StatisticsGen stops the run.
+        (_carrier_as_number, NodeId.STATISTICS_GEN, ["wrong type", '"carrier"']),
+    ],
+    ids=["missing-column", "wrong-type"],
+)
 def test_bad_span_stops_the_run_before_pusher_and_names_the_column(
-        first_run, config, workspace, corrupt, failed_component, named):
+    first_run, config, workspace, corrupt, failed_component, named
+):
     bad_root = workspace / f"bad-data-{corrupt.__name__}"
     shutil.copytree(config.data_root, bad_root)
     _rewrite(bad_root / "eval" / "2013-12.tfrecord", corrupt)
     before = _versions(config)
 
-    result = local.run(dataclasses.replace(config, data_root=str(bad_root)),
-                       workspace / "runs")
+    result = local.run(dataclasses.replace(config, data_root=str(bad_root)), workspace / "runs")
     assert result["status"] == "failed"
     for text in named:
         assert text in result["error"]
@@ -215,8 +234,10 @@ def test_bad_span_stops_the_run_before_pusher_and_names_the_column(
 
 def test_a_new_model_is_compared_with_the_latest_blessed_one(first_run, config, workspace):
     retrained = dataclasses.replace(
-        config, max_auc_drop=1.0,  # any change passes: this checks the comparison is made
-        training=dataclasses.replace(config.training, max_epochs=1))
+        config,
+        max_auc_drop=1.0,  # any change passes: this checks the comparison is made
+        training=dataclasses.replace(config.training, max_epochs=1),
+    )
     result = local.run(retrained, workspace / "runs")
     assert result["status"] == "succeeded", result["error"]
     assert _states(result)[NodeId.TRAINER] == ["ran"]

@@ -23,7 +23,10 @@ def test_eval_config_slices_by_the_registry_and_gates_the_overall_auc(tmp_path):
     evaluation = eval_config(config)
     (spec,) = evaluation.model_specs
     assert (spec.signature_name, spec.label_key, spec.prediction_key) == (
-        EXAMPLES_SIGNATURE, F.LABEL_KEY, OUTPUT_KEY)
+        EXAMPLES_SIGNATURE,
+        F.LABEL_KEY,
+        OUTPUT_KEY,
+    )
     slices = [list(s.feature_keys) for s in evaluation.slicing_specs]
     assert slices == [[]] + [[key] for key in F.SLICE_KEYS]
     metrics = {m.class_name: m for m in evaluation.metrics_specs[0].metrics}
@@ -36,11 +39,14 @@ def test_eval_config_slices_by_the_registry_and_gates_the_overall_auc(tmp_path):
     assert threshold.threshold.change_threshold.absolute.value == -0.02
 
 
-@pytest.mark.parametrize("overrides, absent", [
-    ({}, set()),
-    ({"tune": False}, {NodeId.TUNER}),
-    ({"mobile_model_dir": None}, {NodeId.MOBILE_EXPORT}),
-])
+@pytest.mark.parametrize(
+    "overrides, absent",
+    [
+        ({}, set()),
+        ({"tune": False}, {NodeId.TUNER}),
+        ({"mobile_model_dir": None}, {NodeId.MOBILE_EXPORT}),
+    ],
+)
 def test_the_graph_has_the_named_nodes(tmp_path, overrides, absent):
     from pipeline.pipeline import create_pipeline
 
@@ -52,7 +58,8 @@ def test_resources_for_an_unknown_node_are_refused(tmp_path):
     from pipeline.config import Resources
     from pipeline.pipeline import create_pipeline
 
-    config = dataclasses.replace(local_config(tmp_path),
-                                 resources={"Trainerr": Resources(cpu=2, memory_gib=4)})
+    config = dataclasses.replace(
+        local_config(tmp_path), resources={"Trainerr": Resources(cpu=2, memory_gib=4)}
+    )
     with pytest.raises(ValueError, match=r"resources for unknown components \['Trainerr'\]"):
         create_pipeline(config)

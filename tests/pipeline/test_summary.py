@@ -12,17 +12,34 @@ pytestmark = pytest.mark.unit
 
 def _summary(**changes) -> dict:
     base = {
-        "pipeline": "flight_delay", "run_id": "2026-11-30T05:00:00", "status": "succeeded",
-        "components": [{"component": NodeId.TRAINER, "state": "ran", "seconds": 12.34},
-                       {"component": NodeId.EVALUATOR, "state": "cached", "seconds": 0.5}],
+        "pipeline": "flight_delay",
+        "run_id": "2026-11-30T05:00:00",
+        "status": "succeeded",
+        "components": [
+            {"component": NodeId.TRAINER, "state": "ran", "seconds": 12.34},
+            {"component": NodeId.EVALUATOR, "state": "cached", "seconds": 0.5},
+        ],
         "rows": {"train": 2500, "eval": 500},
-        "eval_metrics": {"overall": {"auc": 0.7123, "binary_accuracy": 0.75,
-                                     "calibration": 1.01, "example_count": 500.0,
-                                     "auc_diff": 0.0042},
-                         "carrier=UA": {"auc": 0.7, "binary_accuracy": 0.7,
-                                        "calibration": 0.9, "example_count": 80.0}},
-        "validation": {"ok": True, "failures": []}, "blessed": True,
-        "baseline_model": "/models/7", "pushed": True, "pushed_destination": "/serving/8",
+        "eval_metrics": {
+            "overall": {
+                "auc": 0.7123,
+                "binary_accuracy": 0.75,
+                "calibration": 1.01,
+                "example_count": 500.0,
+                "auc_diff": 0.0042,
+            },
+            "carrier=UA": {
+                "auc": 0.7,
+                "binary_accuracy": 0.7,
+                "calibration": 0.9,
+                "example_count": 80.0,
+            },
+        },
+        "validation": {"ok": True, "failures": []},
+        "blessed": True,
+        "baseline_model": "/models/7",
+        "pushed": True,
+        "pushed_destination": "/serving/8",
         "infra_validation": {"ok": True, "detail": "8 requests answered"},
     }
     base.update(changes)
@@ -44,13 +61,19 @@ def test_a_successful_run_reports_components_rows_metrics_blessing_and_push():
 
 def test_a_blocked_run_says_why_nothing_was_pushed():
     failures = ["auc 0.6000 is below the floor 0.7"]
-    text = summary.format_summary(_summary(
-        blessed=False, pushed=False, validation={"ok": False, "failures": failures},
-        status="succeeded"))
+    text = summary.format_summary(
+        _summary(
+            blessed=False,
+            pushed=False,
+            validation={"ok": False, "failures": failures},
+            status="succeeded",
+        )
+    )
     assert f"Blessed: no ({failures[0]})" in text
     assert "Pushed: no (the model was not blessed)" in text
-    infra_failed = summary.format_summary(_summary(
-        pushed=False, infra_validation={"ok": False, "detail": "loading failed"}))
+    infra_failed = summary.format_summary(
+        _summary(pushed=False, infra_validation={"ok": False, "detail": "loading failed"})
+    )
     assert "Pushed: no (infra validation failed)" in infra_failed
     assert "FAILED (loading failed)" in infra_failed
 
@@ -62,14 +85,26 @@ def test_a_failed_run_ends_with_its_error():
 
 
 def test_mobile_variants_are_listed_with_their_verdicts():
-    mobile = {"published": False, "destination": None, "reason": "no variant passed its gate",
-              "variants": {"int8": {"published": False, "reason": "AUC drop 0.2 exceeds",
-                                    "size_bytes": 2048, "auc": 0.5, "latency_p50_ms": 0.25,
-                                    "max_abs_diff": 0.3}}}
+    mobile = {
+        "published": False,
+        "destination": None,
+        "reason": "no variant passed its gate",
+        "variants": {
+            "int8": {
+                "published": False,
+                "reason": "AUC drop 0.2 exceeds",
+                "size_bytes": 2048,
+                "auc": 0.5,
+                "latency_p50_ms": 0.25,
+                "max_abs_diff": 0.3,
+            }
+        },
+    }
     text = summary.format_summary(_summary(mobile=mobile))
     assert "Mobile (TFLite): not published (no variant passed its gate)" in text
-    assert any("int8" in line and "REJECTED" in line and "2.0 KB" in line
-               for line in text.splitlines())
+    assert any(
+        "int8" in line and "REJECTED" in line and "2.0 KB" in line for line in text.splitlines()
+    )
 
 
 def test_summary_reads_every_evaluator_metric_and_the_gated_change():

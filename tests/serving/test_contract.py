@@ -45,5 +45,5 @@ def test_contract_check_names_what_a_model_lacks(saved_model_dir, tmp_path):
     assert any("classify: method 'tensorflow/serving/predict'" in p for p in problems)
     assert any("no signature 'serving_examples'" in p for p in problems)
     assert contract.check(str(tmp_path / "nothing")) == [
-        f"{tmp_path / 'nothing' / 'saved_model.pb'}: no saved_model.pb, so this is not a "
-        f"SavedModel"]
+        f"{tmp_path / 'nothing' / 'saved_model.pb'}: no saved_model.pb, so this is not a SavedModel"
+    ]

@@ -17,15 +17,24 @@ from serving import warmup
 pytestmark = pytest.mark.unit
 
 DEPLOY = pathlib.Path(__file__).resolve().parents[2] / "serving" / "deploy"
-BATCHING_FIELDS = {"max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
-                   "num_batch_threads", "thread_pool_name", "allowed_batch_sizes",
-                   "pad_variable_length_inputs", "enable_large_batch_splitting"}
+BATCHING_FIELDS = {
+    "max_batch_size",
+    "batch_timeout_micros",
+    "max_enqueued_batches",
+    "num_batch_threads",
+    "thread_pool_name",
+    "allowed_batch_sizes",
+    "pad_variable_length_inputs",
+    "enable_large_batch_splitting",
+}
 
 
 def _manifests() -> dict[str, dict]:
-    return {doc["kind"]: doc for name in ("deployment.yaml", "service.yaml",
-                                          "serviceaccount.yaml")
-            for doc in yaml.safe_load_all((DEPLOY / name).read_text())}
+    return {
+        doc["kind"]: doc
+        for name in ("deployment.yaml", "service.yaml", "serviceaccount.yaml")
+        for doc in yaml.safe_load_all((DEPLOY / name).read_text())
+    }
 
 
 def _batching() -> dict[str, list[int]]:
@@ -40,8 +49,9 @@ def _batching() -> dict[str, list[int]]:
 
 
 def test_model_config_serves_what_the_pusher_writes():
-    config = text_format.Parse((DEPLOY / "models.config").read_text(),
-                               model_server_config_pb2.ModelServerConfig())
+    config = text_format.Parse(
+        (DEPLOY / "models.config").read_text(), model_server_config_pb2.ModelServerConfig()
+    )
     (model,) = config.model_config_list.config
     name = local_config(pathlib.Path("unused")).pipeline_name
     assert model.name == name and model.base_path == f"/models/{name}"
@@ -63,8 +73,11 @@ def test_kubernetes_manifests_are_locked_down_and_wired_to_the_configs():
     kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
     (generator,) = kustomization["configMapGenerator"]
     assert all((DEPLOY / f).exists() for f in generator["files"])
-    assert set(kustomization["resources"]) == {"deployment.yaml", "service.yaml",
-                                               "serviceaccount.yaml"}
+    assert set(kustomization["resources"]) == {
+        "deployment.yaml",
+        "service.yaml",
+        "serviceaccount.yaml",
+    }
 
     pod = manifests["Deployment"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]

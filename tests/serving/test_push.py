@@ -14,8 +14,9 @@ from serving import push, warmup
 pytestmark = pytest.mark.component
 
 
-def test_push_makes_complete_growing_versions_and_leaves_no_staging(saved_model_dir,
-                                                                    warmup_file, tmp_path):
+def test_push_makes_complete_growing_versions_and_leaves_no_staging(
+    saved_model_dir, warmup_file, tmp_path
+):
     base = tmp_path / MODEL_NAME
     first, first_dir = push.push(str(saved_model_dir), str(base), warmup_file)
     second, _ = push.push(str(saved_model_dir), str(base))
@@ -24,15 +25,16 @@ def test_push_makes_complete_growing_versions_and_leaves_no_staging(saved_model_
     assert push.versions(str(base)) == [first, second]
     pushed = pathlib.Path(first_dir)
     assert (pushed / "assets.extra" / warmup.WARMUP_FILE).read_bytes() == pathlib.Path(
-        warmup_file).read_bytes()
+        warmup_file
+    ).read_bytes()
     copied = sorted(p.relative_to(pushed) for p in pushed.rglob("*") if p.is_file())
-    original = sorted(p.relative_to(saved_model_dir) for p in saved_model_dir.rglob("*")
-                      if p.is_file())
+    original = sorted(
+        p.relative_to(saved_model_dir) for p in saved_model_dir.rglob("*") if p.is_file()
+    )
     assert copied == sorted([*original, pathlib.Path(warmup.WARMUP_DIR, warmup.WARMUP_FILE)])
 
 
-def test_a_failed_push_leaves_nothing_a_server_could_load(saved_model_dir, tmp_path,
-                                                          monkeypatch):
+def test_a_failed_push_leaves_nothing_a_server_could_load(saved_model_dir, tmp_path, monkeypatch):
     base = tmp_path / MODEL_NAME
 
     def fail(*args, **kwargs):

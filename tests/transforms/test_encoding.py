@@ -79,8 +79,9 @@ def test_clock_is_an_angle_of_the_minute_of_the_day_and_an_hour():
 
 
 def test_categorical_text_spells_ints_and_marks_absent_values():
-    text = encoding.categorical_text(Column(tf.constant([3, 7], tf.int64),
-                                            tf.constant([True, False])), int)
+    text = encoding.categorical_text(
+        Column(tf.constant([3, 7], tf.int64), tf.constant([True, False])), int
+    )
     assert text.numpy().tolist() == [b"3", F.MISSING_CATEGORY.encode()]
     joined = encoding.cross_value([tf.constant(["JFK"]), tf.constant(["LAX"])])
     assert joined.numpy().tolist() == [b"JFK" + encoding.CROSS_SEPARATOR.encode() + b"LAX"]

@@ -31,19 +31,32 @@ def test_outputs_are_named_and_typed_as_the_model_expects(tf_transform_output):
     expected = (
         {F.transformed_name(f.name) for f in F.of_kind(F.Kind.CATEGORICAL)}
         | {F.transformed_name(n) for n in numeric}
-        | {F.transformed_name(f"{f.name}_missing") for f in F.FEATURES
-           if f.optional and f.kind is F.Kind.NUMERIC}
-        | {F.transformed_name(f"{f.name}_{part}") for f in F.of_kind(F.Kind.CLOCK)
-           for part in ("sin", "cos", "hour")}
+        | {
+            F.transformed_name(f"{f.name}_missing")
+            for f in F.FEATURES
+            if f.optional and f.kind is F.Kind.NUMERIC
+        }
+        | {
+            F.transformed_name(f"{f.name}_{part}")
+            for f in F.of_kind(F.Kind.CLOCK)
+            for part in ("sin", "cos", "hour")
+        }
         | {F.transformed_name(F.cross_name(keys)) for keys in F.CROSSES}
-        | {F.LABEL_KEY})
+        | {F.LABEL_KEY}
+    )
     assert set(spec) == expected
     assert F.transformed_name("month") not in spec  # context only
     for name, feature_spec in spec.items():
         assert feature_spec.shape == []
-        is_id = name.endswith("_hour_xf") or name == F.LABEL_KEY or any(
-            name == F.transformed_name(k) for k in
-            [f.name for f in F.of_kind(F.Kind.CATEGORICAL)] + [F.cross_name(c) for c in F.CROSSES])
+        is_id = (
+            name.endswith("_hour_xf")
+            or name == F.LABEL_KEY
+            or any(
+                name == F.transformed_name(k)
+                for k in [f.name for f in F.of_kind(F.Kind.CATEGORICAL)]
+                + [F.cross_name(c) for c in F.CROSSES]
+            )
+        )
         assert feature_spec.dtype == (tf.int64 if is_id else tf.float32), name
 
 
@@ -67,14 +80,12 @@ def test_missing_values_get_the_mean_and_an_indicator(transformed, flight_rows):
 def test_log_scaling_precedes_z_scoring(transformed, flight_rows):
     logged = np.log1p(flight_rows["distance"].to_numpy())
     expected = (logged - logged.mean()) / logged.std()
-    np.testing.assert_allclose(transformed[F.transformed_name("distance")], expected,
-                               atol=1e-3)
+    np.testing.assert_allclose(transformed[F.transformed_name("distance")], expected, atol=1e-3)
 
 
 def test_categoricals_map_to_vocabulary_ids_with_an_oov_bucket(tf_transform_output, flight_rows):
     vocabulary = tf_transform_output.vocabulary_by_name("carrier")
-    buckets = tf_transform_output.num_buckets_for_transformed_feature(
-        F.transformed_name("carrier"))
+    buckets = tf_transform_output.num_buckets_for_transformed_feature(F.transformed_name("carrier"))
     assert buckets == len(vocabulary) + 1
     rows = flight_rows.head(3).copy()
     rows.loc[rows.index[2], "carrier"] = "ZZ"  # never seen
@@ -93,11 +104,14 @@ def test_clock_features_encode_minute_of_day_and_hour(tf_transform_output, fligh
     rows = flight_rows.head(2).copy()
     rows["sched_dep_time"] = [600, 1830]
     out = _transform(tf_transform_output, rows)
-    np.testing.assert_allclose(out["sched_dep_time_sin_xf"],
-                               [math.sin(math.pi / 2), math.sin(2 * math.pi * 1110 / 1440)],
-                               atol=1e-6)
-    np.testing.assert_allclose(out["sched_dep_time_cos_xf"],
-                               [0.0, math.cos(2 * math.pi * 1110 / 1440)], atol=1e-6)
+    np.testing.assert_allclose(
+        out["sched_dep_time_sin_xf"],
+        [math.sin(math.pi / 2), math.sin(2 * math.pi * 1110 / 1440)],
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        out["sched_dep_time_cos_xf"], [0.0, math.cos(2 * math.pi * 1110 / 1440)], atol=1e-6
+    )
     hours = [v.decode() for v in tf_transform_output.vocabulary_by_name("sched_dep_time_hour")]
     assert out["sched_dep_time_hour_xf"].tolist() == [hours.index("6"), hours.index("18")]
 

@@ -18,8 +18,7 @@ def test_the_schema_file_is_generated_from_the_registry():
 
 
 def test_parsing_spec_derived_from_registry_equals_the_schemas():
-    assert F.raw_feature_spec() == schema_utils.schema_as_feature_spec(
-        schema.load()).feature_spec
+    assert F.raw_feature_spec() == schema_utils.schema_as_feature_spec(schema.load()).feature_spec
 
 
 def test_required_optional_ranges_and_closed_domains_become_tfdv_terms():
@@ -27,14 +26,11 @@ def test_required_optional_ranges_and_closed_domains_become_tfdv_terms():
     by_name = {f.name: f for f in built.feature}
     assert by_name["distance"].presence.min_fraction == 1.0
     assert [d.size for d in by_name["distance"].shape.dim] == [1]
-    assert (by_name["distance"].float_domain.min, by_name["distance"].float_domain.max) == (
-        1, 6000)
+    assert (by_name["distance"].float_domain.min, by_name["distance"].float_domain.max) == (1, 6000)
     assert by_name["wind_gust"].presence.min_count == 0
     assert not by_name["wind_gust"].HasField("shape")
-    assert (by_name["wind_gust"].value_count.min, by_name["wind_gust"].value_count.max) == (
-        1, 1)
-    assert (by_name["day_of_week"].int_domain.min, by_name["day_of_week"].int_domain.max) == (
-        1, 7)
+    assert (by_name["wind_gust"].value_count.min, by_name["wind_gust"].value_count.max) == (1, 1)
+    assert (by_name["day_of_week"].int_domain.min, by_name["day_of_week"].int_domain.max) == (1, 7)
     domains = {d.name: list(d.value) for d in built.string_domain}
     assert domains == {f.name: list(f.domain) for f in F.FEATURES if f.domain}
     assert domains["origin"] == ["EWR", "JFK", "LGA"]

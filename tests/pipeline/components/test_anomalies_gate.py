@@ -37,21 +37,25 @@ def _dropped_distance() -> anomalies_pb2.Anomalies:
 def test_anomaly_report_names_split_feature_and_problem(tmp_path):
     _anomalies_dir(tmp_path, {"train": anomalies_pb2.Anomalies(), "eval": _dropped_distance()})
     lines = describe_anomalies(str(tmp_path), ["train", "eval"])
-    assert lines == ["split 'eval', feature 'distance': Column dropped: The feature was "
-                     "present in fewer examples than expected."]
+    assert lines == [
+        "split 'eval', feature 'distance': Column dropped: The feature was "
+        "present in fewer examples than expected."
+    ]
 
 
 def _run_gate(anomalies, out):
     out.mkdir()
     approved = make_artifact(standard_artifacts.ExampleAnomalies, out)
     AnomaliesGate.EXECUTOR_SPEC.executor_class().Do(
-        {"anomalies": [anomalies]}, {"approved": [approved]}, {})
+        {"anomalies": [anomalies]}, {"approved": [approved]}, {}
+    )
     return approved
 
 
 def test_gate_stops_on_any_anomaly_and_names_it(tmp_path):
-    anomalies = _anomalies_dir(tmp_path / "in", {"train": anomalies_pb2.Anomalies(),
-                                                 "eval": _dropped_distance()})
+    anomalies = _anomalies_dir(
+        tmp_path / "in", {"train": anomalies_pb2.Anomalies(), "eval": _dropped_distance()}
+    )
     with pytest.raises(AnomaliesFound, match="split 'eval', feature 'distance': Column dropped"):
         _run_gate(anomalies, tmp_path / "out")
 

@@ -25,7 +25,8 @@ def _blessing(model_id: int, blessed: bool):
 
 def _resolve(models, blessings, candidate):
     return LatestBlessedBaselineStrategy().resolve_artifacts(
-        None, {"model": models, "model_blessing": blessings, "candidate": candidate})
+        None, {"model": models, "model_blessing": blessings, "candidate": candidate}
+    )
 
 
 def test_baseline_is_the_newest_blessed_model_other_than_the_candidate():

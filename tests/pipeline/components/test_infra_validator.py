@@ -27,15 +27,18 @@ def _infra_validate(model_dir, examples, out):
     blessing = make_artifact(standard_artifacts.InfraBlessing, out)
     model = make_artifact(standard_artifacts.Model, model_dir.parent)
     LoadAndQueryValidator.EXECUTOR_SPEC.executor_class().Do(
-        {"model": [model], "examples": [examples]}, {"blessing": [blessing]},
-        {"timeout_seconds": 300})
+        {"model": [model], "examples": [examples]},
+        {"blessing": [blessing]},
+        {"timeout_seconds": 300},
+    )
     return blessing
 
 
 @pytest.fixture
 def examples(flight_rows, tmp_path):
-    return examples_artifact(tmp_path / "examples",
-                             {EVAL_SPLIT: data.encode_examples(flight_rows[:80])})
+    return examples_artifact(
+        tmp_path / "examples", {EVAL_SPLIT: data.encode_examples(flight_rows[:80])}
+    )
 
 
 @pytest.fixture
@@ -59,8 +62,7 @@ def test_a_model_that_does_not_load_is_not_blessed_and_says_why(model_dir, examp
 
 def test_a_good_model_is_blessed_with_its_warmup_requests(model_dir, examples, tmp_path):
     infra = _infra_validate(model_dir, examples, tmp_path / "infra")
-    assert infra.get_int_custom_property("blessed") == 1, infra.get_string_custom_property(
-        "reason")
+    assert infra.get_int_custom_property("blessed") == 1, infra.get_string_custom_property("reason")
     assert (tmp_path / "infra" / INFRA_BLESSED).exists()
     logs = warmup.read(str(tmp_path / "infra" / warmup.WARMUP_FILE))
     assert infra.get_int_custom_property("warmup_requests") == len(logs) > 0

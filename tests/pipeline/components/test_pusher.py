@@ -21,15 +21,19 @@ def _push(model_dir, blessed: int, infra_blessed: int, tmp_path):
     blessing = make_artifact(standard_artifacts.ModelBlessing, tmp_path, blessed=blessed)
     (tmp_path / "infra").mkdir()
     (tmp_path / "infra" / warmup.WARMUP_FILE).write_bytes(b"warmup records")
-    infra = make_artifact(standard_artifacts.InfraBlessing, tmp_path / "infra",
-                          blessed=infra_blessed)
+    infra = make_artifact(
+        standard_artifacts.InfraBlessing, tmp_path / "infra", blessed=infra_blessed
+    )
     (tmp_path / "pushed").mkdir()
     pushed = make_artifact(standard_artifacts.PushedModel, tmp_path / "pushed")
-    destination = pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(
-        base_directory=str(tmp_path / "serving")))
+    destination = pusher_pb2.PushDestination(
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(tmp_path / "serving"))
+    )
     AtomicPushExecutor().Do(
         {"model": [model], "model_blessing": [blessing], "infra_blessing": [infra]},
-        {"pushed_model": [pushed]}, {"push_destination": json_format.MessageToJson(destination)})
+        {"pushed_model": [pushed]},
+        {"push_destination": json_format.MessageToJson(destination)},
+    )
     return pushed
 
 
@@ -53,5 +57,6 @@ def test_a_blessed_model_is_pushed_with_its_warmup_requests(model_dir, tmp_path)
     assert pushed.get_int_custom_property("pushed") == 1
     assert [p.name for p in (tmp_path / "serving").iterdir()] == [version]
     assert (tmp_path / "serving" / version / "saved_model.pb").exists()
-    assert ((tmp_path / "serving" / version / warmup.WARMUP_DIR / warmup.WARMUP_FILE)
-            .read_bytes() == b"warmup records")
+    assert (
+        tmp_path / "serving" / version / warmup.WARMUP_DIR / warmup.WARMUP_FILE
+    ).read_bytes() == b"warmup records"
