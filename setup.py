@@ -11,7 +11,9 @@ setup(
     name="flight-delay-tfx",
     version="0.1.0",
     description="TFX pipeline predicting 15+ minute arrival delays of 2013 New York flights",
-    python_requires=">=3.11,<3.12",
+    # 3.11 locally (requirements/lock.txt); 3.10 in the pipeline image (tfx:1.16.0,
+    # requirements/image-lock.txt).
+    python_requires=">=3.10,<3.12",
     packages=find_packages(include=["pipeline*", "models*", "transforms*", "serving*", "mobile*"]),
     package_data={"transforms": ["schema/*.pbtxt"]},
     py_modules=["local_runner", "kubeflow_runner"],

@@ -578,3 +578,74 @@ def test_pipeline_config_of_a_preset_sizes_components_by_node_id():
         IMAGE,
     )
     assert kr.pipeline_config(_settings()).vertex_training is None
+
+
+PRESETS = {
+    "direct": [],
+    "dataflow": [*CLOUD, "--beam", "dataflow"],
+    "portable": ["--beam", "portable", "--portable-job-endpoint", "flink:8099"],
+    "vertex-training": [*CLOUD, "--vertex-training"],
+    "no-tune": ["--no-tune"],
+    "kfp": ["--kfp-host", "https://kfp.example.com"],
+}
+USER_FUNCTIONS = ("preprocessing_fn", "run_fn", "tuner_fn")
+
+
+@pytest.mark.component
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_task_of_the_compiled_spec_can_start_in_the_image(tmp_path, preset):
+    """What TFX's v2 container entrypoint does before a task's code runs: import the
+    executor class and the user functions by path, and rebuild every input and output artifact
+    from its schema title (kubeflow_v2_run_executor.py, kubeflow_v2_entrypoint_utils.py). A
+    title that is not an importable `module.Class` fails here, not on Vertex."""
+    from kfp.pipeline_spec import pipeline_spec_pb2 as spec_pb2
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as entry
+    from tfx.types import artifact as tfx_artifact
+    from tfx.utils import import_utils
+
+    _, job = _compile(tmp_path, *PRESETS[preset])
+    executors = {}
+    for name, executor in _executors(job).items():
+        if "container" not in executor:
+            continue  # resolver nodes: the launcher resolves them, no container runs
+        args = executor["container"]["args"]
+        path = args[args.index("--executor_class_path") + 1]
+        executors[name] = import_utils.import_class_by_path(path)
+    assert len(executors) == len(COMPONENTS) - (preset == "no-tune")
+
+    functions = {}
+    for task in _tasks(job).values():
+        for key, value in task.get("inputs", {}).get("parameters", {}).items():
+            if key in USER_FUNCTIONS:
+                runtime = value["runtimeValue"]  # pipeline spec 2.1 or 2.0 spelling
+                path = runtime.get("constant") or runtime["constantValue"]["stringValue"]
+                functions[key] = import_utils.import_class_by_path(path)
+    assert set(functions) == set(USER_FUNCTIONS) - ({"tuner_fn"} if preset == "no-tune" else set())
+    assert all(callable(f) for f in functions.values())
+
+    titles = set()
+    for component in _spec(job)["components"].values():
+        for side in ("inputDefinitions", "outputDefinitions"):
+            for key, definition in component.get(side, {}).get("artifacts", {}).items():
+                artifact_type = json_format.ParseDict(
+                    definition["artifactType"], spec_pb2.ArtifactTypeSchema()
+                )
+                runtime = spec_pb2.RuntimeArtifact(type=artifact_type, uri="gs://x/y")
+                parsed = entry.parse_raw_artifact_dict(
+                    {key: spec_pb2.ArtifactList(artifacts=[runtime])}, {}
+                )[key][0]
+                assert isinstance(parsed, tfx_artifact.Artifact)
+                titles.add(parsed.type_name)
+    assert "pipeline.MobileModels" in titles
+
+
+@pytest.mark.unit
+def test_the_package_installs_on_the_local_and_the_image_python():
+    """setup.py's python_requires must admit 3.11 (the lock) and 3.10 (the tfx:1.16.0 image the
+    Dockerfile builds on), or `pip install .` refuses the package in the image."""
+    from packaging.specifiers import SpecifierSet
+
+    text = (ROOT / "setup.py").read_text()
+    specifier = SpecifierSet(re.search(r'python_requires="([^"]+)"', text)[1])
+    assert "3.11.7" in specifier and "3.10.12" in specifier
+    assert "FROM gcr.io/tfx-oss-public/tfx:1.16.0" in (ROOT / "Dockerfile").read_text()

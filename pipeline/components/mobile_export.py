@@ -15,12 +15,15 @@ from mobile import gates, publish
 from mobile.config import MobileConfig
 from pipeline.components.examples import read_examples
 from pipeline.constants import EVAL_SPLIT, TRAIN_SPLIT
+from serving import push
 
 
 class MobileModels(artifact.Artifact):
     """TFLite variants of one model with their metrics and contract (MobileExport's output)."""
 
-    TYPE_NAME = "flight_delay.MobileModels"  # KFP v2 wants custom types as <namespace>.<Title>
+    # KFP v2 wants `<module>.<Class>` with one dot, and TFX's v2 entrypoint imports it to
+    # rebuild the class: pipeline/__init__.py resolves `pipeline.MobileModels` lazily.
+    TYPE_NAME = "pipeline.MobileModels"
 
 
 @tfx.dsl.components.component
@@ -53,20 +56,31 @@ def MobileExport(
         mobile_models.set_string_custom_property("reason", reason)
         return
     version = int(pushed_model.get_string_custom_property("pushed_version"))
+    model_dir = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
+    identity = push.fingerprint(model_dir)
+    mobile_models.set_int_custom_property("version", version)
+    existing = publish.published_for(mobile_model_dir, version, identity)
+    if existing:  # e.g. a re-run after a crash, or a model the Pusher found already pushed
+        mobile_models.set_int_custom_property("published", 1)
+        mobile_models.set_string_custom_property("destination", existing)
+        mobile_models.set_string_custom_property("reason", "already published for this model")
+        return
     eval_examples = read_examples(examples, EVAL_SPLIT, config.eval_rows)
     representative = read_examples(examples, TRAIN_SPLIT, config.representative_rows, shuffle=True)
     results, baseline = gates.build_variants(
-        path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model)),
+        model_dir,
         transform_graph.uri,
         eval_examples,
         representative,
         mobile_models.uri,
         config,
     )
-    contract = publish.contract(tft.TFTransformOutput(transform_graph.uri), version, data_span)
+    contract = publish.contract(
+        tft.TFTransformOutput(transform_graph.uri), version, data_span, identity
+    )
     for name, doc in (
         ("metrics.json", publish.metrics(results, baseline)),
-        ("contract.json", contract),
+        (publish.CONTRACT_FILE, contract),
     ):
         with tf.io.gfile.GFile(os.path.join(mobile_models.uri, name), "w") as f:
             json.dump(doc, f, indent=2)
@@ -74,7 +88,6 @@ def MobileExport(
         results, mobile_models.uri, mobile_model_dir, version, contract, baseline
     )
     mobile_models.set_int_custom_property("published", int(destination is not None))
-    mobile_models.set_int_custom_property("version", version)
     mobile_models.set_string_custom_property("destination", destination or "")
     mobile_models.set_string_custom_property(
         "reason", "" if destination else "no variant passed its gate"
