@@ -16,6 +16,7 @@ from tfx.extensions.google_cloud_ai_platform.tuner.executor import (
 from models.constants import EXAMPLES_SIGNATURE, OUTPUT_KEY
 from pipeline.components.anomalies_gate import AnomaliesGate
 from pipeline.components.baseline import LatestBlessedBaselineStrategy
+from pipeline.components.example_gen import SpannedImportExampleGen
 from pipeline.components.infra_validator import LoadAndQueryValidator
 from pipeline.components.mobile_export import MobileExport
 from pipeline.components.pusher import AtomicPusher
@@ -116,7 +117,7 @@ def _set_resources(components, resources: Mapping[str, Resources]) -> None:
 
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     """The pipeline's TFX graph; node ids are pipeline.constants.NodeId."""
-    example_gen = tfx.components.ImportExampleGen(
+    example_gen = SpannedImportExampleGen(
         input_base=config.data_root,
         input_config=tfx.proto.Input(
             splits=[
