@@ -18,8 +18,18 @@ from serving import push
 from transforms import features as F
 
 
-def contract(tf_transform_output: tft.TFTransformOutput, version: int, data_span: str) -> dict:
-    """What a mobile app must feed and what it gets back; vocabularies from the transform."""
+CONTRACT_FILE = "contract.json"
+
+
+def contract(
+    tf_transform_output: tft.TFTransformOutput,
+    version: int,
+    data_span: str,
+    model_fingerprint: str | None = None,
+) -> dict:
+    """What a mobile app must feed and what it gets back; vocabularies from the transform.
+    `model_fingerprint` (serving.push.fingerprint of the SavedModel the variants come from)
+    makes a re-publication of the same model recognisable."""
     inputs = []
     for f in F.FEATURES:
         marker = F.missing_value(f) if f.optional else None
@@ -45,6 +55,7 @@ def contract(tf_transform_output: tft.TFTransformOutput, version: int, data_span
     return {
         "model": MODEL_NAME,
         "version": version,
+        "model_fingerprint": model_fingerprint,
         "signature": PREDICT_SIGNATURE,
         "training_data": data_span,
         "inputs": inputs,
@@ -65,6 +76,17 @@ def contract(tf_transform_output: tft.TFTransformOutput, version: int, data_span
 def metrics(results: list[VariantResult], baseline: dict) -> dict:
     """metrics.json: the SavedModel's eval figures and every variant's, with its verdict."""
     return {"savedmodel": baseline, "variants": {r.variant: dataclasses.asdict(r) for r in results}}
+
+
+def published_for(mobile_base: str, version: int, model_fingerprint: str | None) -> str | None:
+    """`<mobile_base>/<version>` when it already holds the variants of the model with this
+    fingerprint (its contract.json says so), else None."""
+    target = os.path.join(mobile_base, str(version))
+    path = os.path.join(target, CONTRACT_FILE)
+    if model_fingerprint is None or not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return target if json.load(f).get("model_fingerprint") == model_fingerprint else None
 
 
 def publish(
@@ -89,7 +111,7 @@ def publish(
             )
         for name, text in (
             ("labels.txt", "\n".join(F.LABEL_CLASSES) + "\n"),
-            ("contract.json", json.dumps(contract_doc, indent=2)),
+            (CONTRACT_FILE, json.dumps(contract_doc, indent=2)),
             ("metrics.json", json.dumps(metrics(results, baseline), indent=2)),
         ):
             with tf.io.gfile.GFile(os.path.join(staging, name), "w") as f:

@@ -194,6 +194,7 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict:
     if pushed := outputs.get(NodeId.PUSHER, {}).get("pushed_model"):
         summary["pushed"] = _custom(pushed[0], "pushed") == 1
         summary["pushed_destination"] = _custom(pushed[0], "pushed_destination")
+        summary["already_pushed"] = _custom(pushed[0], "already_pushed") == 1
         summary["pushed_version"] = _custom(pushed[0], "pushed_version")
     if mobile := outputs.get(NodeId.MOBILE_EXPORT, {}).get("mobile_models"):
         summary["mobile"] = _mobile(mobile[0])
@@ -243,7 +244,14 @@ def format_summary(summary: dict) -> str:
             f"{'passed' if infra['ok'] else 'FAILED'} ({infra['detail']})"
         )
     if summary.get("pushed"):
-        lines.append(f"Pushed: {summary['pushed_destination']}")
+        lines.append(
+            f"Pushed: {summary['pushed_destination']}"
+            + (
+                " (already serving this model; no new version)"
+                if summary.get("already_pushed")
+                else ""
+            )
+        )
     elif "pushed" in summary:
         why = (
             "infra validation failed"

@@ -60,6 +60,29 @@ def publish(
     return version, target
 
 
+def fingerprint(model_dir: str) -> str | None:
+    """The identity of a SavedModel: TF's fingerprint (fingerprint.pb, which
+    tf.saved_model.save writes since TF 2.12) as `<saved_model_checksum>-<checkpoint_hash>`,
+    i.e. the graph and the variables; None for a SavedModel without one. Copies of one
+    export share it; two trainings do not."""
+    if not tf.io.gfile.exists(os.path.join(model_dir, "fingerprint.pb")):
+        return None
+    found = tf.saved_model.experimental.read_fingerprint(model_dir)
+    return f"{found.saved_model_checksum}-{found.checkpoint_hash}"
+
+
+def version_holding(model_dir: str, base_dir: str) -> int | None:
+    """The newest version under `base_dir` that already holds the SavedModel at `model_dir`
+    (same fingerprint), or None."""
+    identity = fingerprint(model_dir)
+    if identity is None:
+        return None
+    for version in reversed(versions(base_dir)):
+        if fingerprint(os.path.join(base_dir, str(version))) == identity:
+            return version
+    return None
+
+
 def push(model_dir: str, base_dir: str, warmup_file: str | None = None) -> tuple[int, str]:
     """Copies a SavedModel (plus TF Serving warmup requests) as a new version; returns the
     version and its directory."""

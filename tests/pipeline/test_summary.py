@@ -109,3 +109,8 @@ def test_mobile_variants_are_listed_with_their_verdicts():
 
 def test_summary_reads_every_evaluator_metric_and_the_gated_change():
     assert set(summary.METRICS) == set(EVAL_METRICS.values()) | {"auc_diff"}
+
+
+def test_a_model_already_served_says_no_new_version_was_made():
+    text = summary.format_summary(_summary(already_pushed=True))
+    assert "Pushed: /serving/8 (already serving this model; no new version)" in text

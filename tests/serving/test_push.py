@@ -46,3 +46,18 @@ def test_a_failed_push_leaves_nothing_a_server_could_load(saved_model_dir, tmp_p
     assert list(base.iterdir()) == []
     with pytest.raises(FileNotFoundError, match=r"no saved_model\.pb"):
         push.push(str(tmp_path / "missing"), str(base))
+
+
+def test_a_version_holding_the_same_model_is_found_by_its_fingerprint(saved_model_dir, tmp_path):
+    base = tmp_path / MODEL_NAME
+    assert push.version_holding(str(saved_model_dir), str(base)) is None
+    version, target = push.push(str(saved_model_dir), str(base))
+    assert push.fingerprint(target) == push.fingerprint(str(saved_model_dir)) is not None
+    assert push.version_holding(str(saved_model_dir), str(base)) == version
+
+    other = tf.Module()
+    other.v = tf.Variable(1.0)
+    tf.saved_model.save(other, str(tmp_path / "other"))
+    assert push.fingerprint(str(tmp_path / "other")) != push.fingerprint(str(saved_model_dir))
+    assert push.version_holding(str(tmp_path / "other"), str(base)) is None
+    assert push.fingerprint(str(tmp_path / "no_model")) is None

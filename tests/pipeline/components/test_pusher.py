@@ -16,16 +16,16 @@ from serving import warmup
 pytestmark = pytest.mark.component
 
 
-def _push(model_dir, blessed: int, infra_blessed: int, tmp_path):
+def _push(model_dir, blessed: int, infra_blessed: int, tmp_path, run: str = "pushed"):
     model = make_artifact(standard_artifacts.Model, model_dir.parent)
     blessing = make_artifact(standard_artifacts.ModelBlessing, tmp_path, blessed=blessed)
-    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra").mkdir(exist_ok=True)
     (tmp_path / "infra" / warmup.WARMUP_FILE).write_bytes(b"warmup records")
     infra = make_artifact(
         standard_artifacts.InfraBlessing, tmp_path / "infra", blessed=infra_blessed
     )
-    (tmp_path / "pushed").mkdir()
-    pushed = make_artifact(standard_artifacts.PushedModel, tmp_path / "pushed")
+    (tmp_path / run).mkdir()
+    pushed = make_artifact(standard_artifacts.PushedModel, tmp_path / run)
     destination = pusher_pb2.PushDestination(
         filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(tmp_path / "serving"))
     )
@@ -60,3 +60,16 @@ def test_a_blessed_model_is_pushed_with_its_warmup_requests(model_dir, tmp_path)
     assert (
         tmp_path / "serving" / version / warmup.WARMUP_DIR / warmup.WARMUP_FILE
     ).read_bytes() == b"warmup records"
+
+
+def test_a_model_already_served_is_not_pushed_again(model_dir, tmp_path):
+    """An unchanged re-run on Vertex re-blesses the same model (TFX's baseline resolver hands
+    it its own model); the Pusher records the version that holds it and writes nothing."""
+    first = _push(model_dir, 1, 1, tmp_path)
+    again = _push(model_dir, 1, 1, tmp_path, run="pushed_again")
+    version = first.get_string_custom_property("pushed_version")
+    assert first.get_int_custom_property("already_pushed") == 0
+    assert again.get_int_custom_property("pushed") == 1
+    assert again.get_int_custom_property("already_pushed") == 1
+    assert again.get_string_custom_property("pushed_version") == version
+    assert [p.name for p in (tmp_path / "serving").iterdir()] == [version]
