@@ -17,7 +17,6 @@ from models.constants import MODEL_NAME, OUTPUT_KEY, PREDICT_SIGNATURE
 from serving import push
 from transforms import features as F
 
-
 CONTRACT_FILE = "contract.json"
 
 
