@@ -41,6 +41,7 @@ IMAGE_SCHEMA_FILE = f"{IMAGE_SOURCE_DIR}/transforms/schema/schema.pbtxt"
 BEAM_RUNNERS = ("direct", "dataflow", "portable")
 REMOTE_SCHEMES = ("gs://", "s3://", "hdfs://")
 BEAM_TEMP_DIR = "beam-tmp"  # Dataflow's temp location under the pipeline root, unless set
+PORTABLE_JOB_TIMEOUT_SECONDS = 86_400  # the longest Beam job a portable runner may wait for
 
 # CPU (vCPU) and memory (GiB) limits per component on Vertex / KFP. With Beam on Dataflow or
 # a cluster the Beam-heavy components only drive jobs and need less.
@@ -246,6 +247,12 @@ def beam_args(s: ProductionSettings) -> tuple[str, ...]:
             f"--job_endpoint={s.portable_job_endpoint}",
             f"--environment_type={environment_type}",
             f"--environment_config={environment_config or s.image}",
+            # Beam applies it to the client's job state stream too (portable_runner.py,
+            # GetStateStream(timeout=...)): the default 300 s would fail any longer job.
+            f"--job_server_timeout={PORTABLE_JOB_TIMEOUT_SECONDS}",
+            # Workers run our image: TFX then stages no tfx_ephemeral sdist of itself per
+            # component (tfx/utils/dependency_utils.py); EXTERNAL environments ignore it.
+            f"--sdk_container_image={s.image}",
         )
     # One container: all its cores (0 = as many workers as CPUs).
     return ("--direct_running_mode=multi_processing", "--direct_num_workers=0")

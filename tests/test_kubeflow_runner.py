@@ -176,6 +176,8 @@ def test_portable_preset_targets_a_flink_or_spark_job_server(tmp_path):
         "--job_endpoint=flink-jobserver:8099",
         "--environment_type=EXTERNAL",
         "--environment_config=localhost:50000",
+        f"--job_server_timeout={kr.PORTABLE_JOB_TIMEOUT_SECONDS}",
+        f"--sdk_container_image={IMAGE}",
     } <= set(args)
     assert "DataflowRunner" not in text
 
