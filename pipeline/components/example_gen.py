@@ -52,7 +52,12 @@ class SpanRecordingExecutor(import_executor.Executor):
     """ImportExampleGen's executor; the output Examples always carry span and version."""
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        exec_properties = resolve_span(exec_properties)
+        # The driver leaves `version` out when the input has none; update_output_artifact
+        # reads it unconditionally.
+        exec_properties = {
+            example_gen_utils.VERSION_PROPERTY_NAME: None,
+            **resolve_span(exec_properties),
+        }
         super().Do(input_dict, output_dict, exec_properties)
         for examples in output_dict[specs.EXAMPLES_KEY]:
             driver.update_output_artifact(exec_properties, examples.mlmd_artifact)

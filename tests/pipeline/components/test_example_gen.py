@@ -64,3 +64,18 @@ def test_span_is_resolved_from_the_files_and_recorded_on_the_examples(records, t
 def test_a_span_the_driver_resolved_is_kept():
     given = {"span": 3, "version": None, "input_config": "{}"}
     assert resolve_span(given) is given
+
+
+def test_a_span_from_the_driver_without_a_version_is_recorded(records, tmp_path):
+    """The driver hands over span and fingerprint but no version when the input has none."""
+    for split, rows in (("train", records[:5]), ("eval", records[5:8])):
+        _write(tmp_path / "in" / split / "part.tfrecord", rows)
+    properties = {
+        **_exec_properties(tmp_path / "in", "{split}/*.tfrecord"),
+        "span": 4,
+        "input_fingerprint": "given",
+    }
+    examples = make_artifact(standard_artifacts.Examples, tmp_path / "out")
+    SpanRecordingExecutor().Do({}, {"examples": [examples]}, properties)
+    assert examples.span == 4
+    assert examples.get_string_custom_property("input_fingerprint") == "given"
