@@ -18,6 +18,8 @@ import numpy as np
 from transforms import features as F
 from transforms.features import is_missing, missing_value
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
 
 class InvalidRow(ValueError):
     """A row that cannot become a request; the message names the row and the feature."""
@@ -34,12 +36,18 @@ def _coerce(feature: F.Feature, value: Any, where: str) -> Any:
         if feature.dtype is int:
             if isinstance(value, float) and not value.is_integer():
                 raise TypeError
-            return int(value)
-        return float(value)
-    except (TypeError, ValueError):
+            number = int(value)
+        else:
+            return float(value)
+    except (TypeError, ValueError, OverflowError):
         raise InvalidRow(
             f"{where}: feature {feature.name!r} expects {feature.dtype.__name__}, got {value!r}"
         ) from None
+    if not _INT64_MIN <= number <= _INT64_MAX:
+        raise InvalidRow(
+            f"{where}: feature {feature.name!r} is an int64; {value!r} is out of range"
+        )
+    return number
 
 
 def columns_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, np.ndarray]:
@@ -50,6 +58,8 @@ def columns_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, np.ndarray
     count = 0
     for index, row in enumerate(rows):
         count += 1
+        if not isinstance(row, Mapping):
+            raise InvalidRow(f"row {index}: expected an object of feature values, got {row!r:.100}")
         unknown = set(row) - set(columns) - {F.LABEL_KEY}
         if unknown:
             raise InvalidRow(
