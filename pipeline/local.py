@@ -1,4 +1,4 @@
-"""One local run: prepare data, run the pipeline with LocalDagRunner, report what happened."""
+"""One local run: deliver the months' drops, run the pipeline with LocalDagRunner, report."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import re
 import sys
 import time
 
-from pipeline import data, summary
+from pipeline import landing, summary
 from pipeline.config import PipelineConfig
 
 _PROGRESS = re.compile(r"Component (\S+) is (running|finished)\.|A cached execution \d+ is used")
@@ -83,15 +83,11 @@ def run(config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool = False) -
     from pipeline.pipeline import create_pipeline
 
     started = time.monotonic()
-    print(f"[prepare] spans under {config.data_root}", flush=True)
-    prepared = data.prepare(
-        pathlib.Path(config.data_root),
-        config.train_months,
-        config.eval_months,
-        config.rows_per_month,
-    )
+    written = landing.deliver(pathlib.Path(config.landing_root), config.months)
     print(
-        f"[prepare] {prepared.split_rows()} rows, {prepared.positive_rate:.1%} delayed", flush=True
+        f"[landing] {config.landing_root}: "
+        + (f"delivered {', '.join(map(str, written))}" if written else "every month present"),
+        flush=True,
     )
 
     error = None

@@ -14,14 +14,23 @@ from tfx.extensions.google_cloud_ai_platform.tuner.executor import (
 )
 
 from models.constants import EXAMPLES_SIGNATURE, OUTPUT_KEY
-from pipeline.components.anomalies_gate import AnomaliesGate
 from pipeline.components.baseline import LatestBlessedBaselineStrategy
-from pipeline.components.example_gen import SpannedImportExampleGen
+from pipeline.components.data_validator import DataValidator
+from pipeline.components.example_gen import MonthlyExampleGen
 from pipeline.components.infra_validator import LoadAndQueryValidator
 from pipeline.components.mobile_export import MobileExport
 from pipeline.components.pusher import AtomicPusher
+from pipeline.components.windows import ExamplesWindow
 from pipeline.config import Baseline, PipelineConfig, Resources, VertexTraining
-from pipeline.constants import EVAL_METRICS, EVAL_SPLIT, GATED_METRIC, TRAIN_SPLIT, NodeId
+from pipeline.constants import (
+    EVAL_METRICS,
+    EVAL_SPLIT,
+    GATED_METRIC,
+    TRAIN_SPLIT,
+    VALIDATION_SPLIT,
+    NodeId,
+    month_node,
+)
 from transforms import features as F
 from transforms import schema
 
@@ -116,52 +125,60 @@ def _set_resources(components, resources: Mapping[str, Resources]) -> None:
 
 
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
-    """The pipeline's TFX graph; node ids are pipeline.constants.NodeId."""
-    example_gen = SpannedImportExampleGen(
-        input_base=config.data_root,
-        input_config=tfx.proto.Input(
-            splits=[
-                tfx.proto.Input.Split(name=split, pattern=f"{split}/*.tfrecord")
-                for split in (TRAIN_SPLIT, EVAL_SPLIT)
-            ]
-        ),
-    ).with_id(NodeId.EXAMPLE_GEN)
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
-        NodeId.STATISTICS_GEN
-    )
+    """The pipeline's TFX graph; node ids are pipeline.constants.NodeId.
+
+    One ExampleGen and one StatisticsGen per month of the run (ids `ExampleGen_2013_01`, ...),
+    so a month ingested before is a cache hit; the DataValidator checks every month against
+    the schema and the month before; the training window (older months -> `train`, the last
+    -> `validation`) feeds Transform, Tuner and Trainer; the evaluation window (`eval`) feeds
+    only the Evaluator, InfraValidator and MobileExport: nothing upstream of the candidate
+    reads an evaluation month.
+    """
+    examples, statistics = {}, {}
+    components = []
+    for month in config.months:
+        example_gen = MonthlyExampleGen(config.landing_root, month, config.rows_per_month).with_id(
+            month_node(NodeId.EXAMPLE_GEN, month)
+        )
+        statistics_gen = tfx.components.StatisticsGen(
+            examples=example_gen.outputs["examples"]
+        ).with_id(month_node(NodeId.STATISTICS_GEN, month))
+        examples[month] = example_gen.outputs["examples"]
+        statistics[month] = statistics_gen.outputs["statistics"]
+        components += [example_gen, statistics_gen]
     schema_gen = tfx.components.ImportSchemaGen(
         schema_file=config.schema_file or str(schema.SCHEMA_FILE)
     ).with_id(NodeId.SCHEMA_GEN)
-    example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
-    ).with_id(NodeId.EXAMPLE_VALIDATOR)
-    anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"]).with_id(
-        NodeId.ANOMALIES_GATE
-    )
+    data_validator = DataValidator(
+        schema=schema_gen.outputs["schema"], statistics=statistics, drift_action=config.drift_action
+    ).with_id(NodeId.DATA_VALIDATOR)
+    training_window = ExamplesWindow(
+        [examples[m] for m in config.window_months],
+        {TRAIN_SPLIT: config.train_months, VALIDATION_SPLIT: [config.validation_month]},
+    ).with_id(NodeId.TRAINING_WINDOW)
+    evaluation_window = ExamplesWindow(
+        [examples[m] for m in config.eval_months], {EVAL_SPLIT: config.eval_months}
+    ).with_id(NodeId.EVALUATION_WINDOW)
 
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
+        examples=training_window.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
+        splits_config=tfx.proto.SplitsConfig(
+            analyze=[TRAIN_SPLIT], transform=[TRAIN_SPLIT, VALIDATION_SPLIT]
+        ),
         disable_statistics=True,
     ).with_id(NodeId.TRANSFORM)  # StatisticsGen profiles the data
-    transform.add_upstream_node(anomalies_gate)
+    transform.add_upstream_node(data_validator)
 
     training_args = dict(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT]),
-        eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT]),
+        eval_args=tfx.proto.EvalArgs(splits=[VALIDATION_SPLIT]),
     )
     custom_config = dataclasses.asdict(config.training)
-    components = [
-        example_gen,
-        statistics_gen,
-        schema_gen,
-        example_validator,
-        anomalies_gate,
-        transform,
-    ]
+    components += [schema_gen, data_validator, training_window, evaluation_window, transform]
     hyperparameters = None
     vertex = config.vertex_training
     if config.tune:
@@ -219,13 +236,14 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         )
     baseline_resolver = baseline_resolver.with_id(NodeId.BASELINE_RESOLVER)
     evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"],
+        examples=evaluation_window.outputs["examples"],
+        example_splits=[EVAL_SPLIT],
         model=trainer.outputs["model"],
         baseline_model=baseline_resolver.outputs["model"],
         eval_config=eval_config(config),
     ).with_id(NodeId.EVALUATOR)
     infra_validator = LoadAndQueryValidator(
-        model=trainer.outputs["model"], examples=example_gen.outputs["examples"]
+        model=trainer.outputs["model"], examples=evaluation_window.outputs["examples"]
     ).with_id(NodeId.INFRA_VALIDATOR)
     pusher = AtomicPusher(
         model=trainer.outputs["model"],
@@ -239,7 +257,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
             MobileExport(
                 model=trainer.outputs["model"],
                 transform_graph=transform.outputs["transform_graph"],
-                examples=example_gen.outputs["examples"],
+                examples=evaluation_window.outputs["examples"],
+                representative_examples=training_window.outputs["examples"],
                 model_blessing=evaluator.outputs["blessing"],
                 pushed_model=pusher.outputs["pushed_model"],
                 mobile_model_dir=config.mobile_model_dir,

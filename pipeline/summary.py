@@ -13,7 +13,10 @@ import os
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.constants import EVAL_METRICS, GATED_METRIC, NodeId
+from pipeline.components.data_validator import describe, read_findings
+from pipeline.components.windows import SPANS_PROPERTY
+from pipeline.constants import EVAL_METRICS, GATED_METRIC, MONTH_SPLIT, NodeId
+from pipeline.months import Month
 
 _STATE_NAMES = {
     metadata_store_pb2.Execution.COMPLETE: "ran",
@@ -84,14 +87,36 @@ def _custom(artifact, name: str):
     return getattr(value, value.WhichOneof("value")) if value.WhichOneof("value") else None
 
 
-def _split_rows(statistics) -> dict[str, int]:
+def _month_rows(statistics) -> int:
     from tensorflow_data_validation import load_stats_binary
 
-    rows = {}
-    for split in json.loads(statistics.properties["split_names"].string_value):
-        stats = load_stats_binary(os.path.join(statistics.uri, f"Split-{split}", "FeatureStats.pb"))
-        rows[split] = int(stats.datasets[0].num_examples)
-    return rows
+    path = os.path.join(statistics.uri, f"Split-{MONTH_SPLIT}", "FeatureStats.pb")
+    return int(load_stats_binary(path).datasets[0].num_examples)
+
+
+def _data(outputs: dict) -> dict:
+    """Per month: span, version, rows and role (train / validation / eval), from the
+    ExampleGen, StatisticsGen and window outputs; plus the DataValidator's drift findings."""
+    months: dict[str, dict] = {}
+    for node, produced in outputs.items():
+        kind, _, _ = node.partition("_")
+        if kind == NodeId.EXAMPLE_GEN and (examples := produced.get("examples")):
+            span = examples[0].properties["span"].int_value
+            entry = months.setdefault(str(Month.from_span(span)), {})
+            entry.update(span=span, version=examples[0].properties["version"].int_value)
+        elif kind == NodeId.STATISTICS_GEN and (statistics := produced.get("statistics")):
+            month = node.split("_", 1)[1].replace("_", "-")
+            months.setdefault(month, {})["rows"] = _month_rows(statistics[0])
+    for node in (NodeId.TRAINING_WINDOW, NodeId.EVALUATION_WINDOW):
+        if window := outputs.get(node, {}).get("examples"):
+            spans = json.loads(_custom(window[0], SPANS_PROPERTY) or "{}")
+            for split, split_spans in spans.items():
+                for span in split_spans:
+                    months.setdefault(str(Month.from_span(span)), {})["role"] = split
+    data = {"months": dict(sorted(months.items()))}
+    if anomalies := outputs.get(NodeId.DATA_VALIDATOR, {}).get("anomalies"):
+        data["drift"] = [f for f in read_findings(anomalies[0].uri) if f["kind"] == "drift"]
+    return data
 
 
 def _slice_name(slice_key) -> str:
@@ -179,13 +204,18 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict:
         if store.get_execution_types_by_id([execution.type_id])[0].name == _RESOLVER_TYPE:
             resolvers.add(node)
 
-    if statistics := outputs.get(NodeId.STATISTICS_GEN, {}).get("statistics"):
-        summary["rows"] = _split_rows(statistics[0])
+    summary["data"] = _data(outputs)
     if blessing := outputs.get(NodeId.EVALUATOR, {}).get("blessing"):
         evaluation = outputs[NodeId.EVALUATOR]["evaluation"][0]
         summary["eval_metrics"], summary["validation"] = _evaluation(evaluation.uri)
         summary["blessed"] = _custom(blessing[0], "blessed") == 1
         summary["baseline_model"] = _custom(blessing[0], "baseline_model")  # URI or None
+        overall = summary["eval_metrics"].get("overall", {})
+        auc = overall.get(EVAL_METRICS[GATED_METRIC])
+        diff = overall.get(f"{EVAL_METRICS[GATED_METRIC]}_diff")
+        # The champion is the baseline: TFMA stores the candidate's AUC and the difference.
+        summary["candidate_auc"] = auc
+        summary["champion_auc"] = auc - diff if auc is not None and diff is not None else None
     if infra := outputs.get(NodeId.INFRA_VALIDATOR, {}).get("blessing"):
         summary["infra_validation"] = {
             "ok": _custom(infra[0], "blessed") == 1,
@@ -212,8 +242,27 @@ def format_summary(summary: dict) -> str:
     ]
     for c in summary["components"]:
         lines.append(f"  {c['component']:<32} {c['state']:<7} {c['seconds']:8.1f} s")
-    if "rows" in summary:
-        lines.append("Rows: " + ", ".join(f"{split} {n:,}" for split, n in summary["rows"].items()))
+    if months := summary.get("data", {}).get("months"):
+        by_role: dict[str, list[str]] = {}
+        for month, m in months.items():
+            by_role.setdefault(m.get("role", "ingested"), []).append(
+                f"{month} ({m['rows']:,})" if "rows" in m else month
+            )
+        lines.append(
+            "Months (rows): " + "; ".join(f"{r} {', '.join(ms)}" for r, ms in by_role.items())
+        )
+    for finding in summary.get("data", {}).get("drift", []):
+        lines.append(f"Drift (warn): {describe(finding)}")
+    if summary.get("candidate_auc") is not None:
+        champion = summary.get("champion_auc")
+        lines.append(
+            f"Candidate AUC {summary['candidate_auc']:.4f}; champion AUC "
+            + (
+                f"{champion:.4f} on the same month(s)"
+                if champion is not None
+                else "n/a (no champion)"
+            )
+        )
     if "eval_metrics" in summary:
         lines.append("Eval metrics (AUC, accuracy, calibration, examples):")
         for name, m in sorted(

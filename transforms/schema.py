@@ -28,6 +28,12 @@ _HEADER = (
 )
 
 
+EXAMPLE_COUNT_RATIO = (0.8, 1.25)
+"""Allowed ratio of a month's examples to the previous month's: 2013's run from 0.924
+(Jan -> Feb) to 1.156 (Feb -> Mar); a month with a third of its flights (0.34) is stopped.
+(Within a sampled run every month has `rows_per_month` rows: the ratio is then 1.)"""
+
+
 def build():
     """The schema the registry states, as a tensorflow_metadata Schema proto."""
     from tensorflow_metadata.proto.v0 import schema_pb2
@@ -51,6 +57,16 @@ def build():
                 domain.min = f.min_value
             if f.max_value is not None:
                 domain.max = f.max_value
+    for entry in schema.feature:
+        threshold = F.DRIFT_THRESHOLDS.get(entry.name)
+        if threshold is None:
+            continue
+        if F.BY_NAME[entry.name].kind is F.Kind.CATEGORICAL:
+            entry.drift_comparator.infinity_norm.threshold = threshold
+        else:
+            entry.drift_comparator.jensen_shannon_divergence.threshold = threshold
+    count = schema.dataset_constraints.num_examples_drift_comparator
+    count.min_fraction_threshold, count.max_fraction_threshold = EXAMPLE_COUNT_RATIO
     label = schema.feature.add(name=F.LABEL_KEY, type=schema_pb2.INT, not_in_environment=[SERVING])
     label.bool_domain.SetInParent()
     label.presence.min_fraction, label.presence.min_count = 1.0, 1

@@ -1,74 +1,107 @@
-"""TFX's ImportExampleGen, with the span and version recorded on the Examples artifact on
-every orchestrator.
+"""Ingestion as an ExampleGen: one monthly drop of the landing zone -> one Examples artifact
+whose `span` is the month (YYYYMM, e.g. 201301) and whose `version` is the drop's delivery.
 
-Locally, ExampleGen's driver resolves span and version and writes them on the output. On
-Kubeflow Pipelines v2 the driver runs as the task's `preCacheCheck` hook and hands them to the
-executor as `parameter_values` of its ExecutorOutput, but TFX 1.16's container entrypoint reads
-only the deprecated `parameters` on the pipeline-spec 2.0 path
-(tfx/orchestration/kubeflow/v2/container/kubeflow_v2_entrypoint_utils.py,
-parse_execution_properties), so the Examples artifact carries no span there. This executor
-resolves them itself when they are missing, exactly as the driver does
-(tfx/components/example_gen/driver.py), and records them on the output.
+A FileBasedExampleGen (TFX's own driver, on every orchestrator): its input pattern is the drop's
+folder, so the driver's fingerprint covers the drop's files. An unchanged drop is a cache hit
+(the month is not ingested again); a re-delivered drop (new files for the month) changes the
+fingerprint, is ingested again, and its Examples carry the newer version. The executor applies
+pipeline/ingestion.py (the join, the label, leakage removal) inside a Beam step, reading through
+tf.io.gfile, so the same component ingests from gs:// on Kubeflow and Dataflow.
 """
 
-from tfx import v1 as tfx
-from tfx.components.example_gen import driver, input_processor
-from tfx.components.example_gen import utils as example_gen_utils
-from tfx.components.example_gen.import_example_gen import executor as import_executor
+import apache_beam as beam
+from google.protobuf import any_pb2, json_format, struct_pb2
+from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
+from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
-from tfx.proto import example_gen_pb2, range_config_pb2
+from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs as specs
 from tfx.utils import proto_utils
 
+from pipeline.constants import MONTH_SPLIT
+from pipeline.months import Month
 
-def resolve_span(exec_properties: dict) -> dict:
-    """exec_properties with span, version and fingerprint resolved from the input files and
-    the split patterns set to that span, as ExampleGen's driver sets them; unchanged when
-    the span is already there."""
-    if exec_properties.get(example_gen_utils.SPAN_PROPERTY_NAME) is not None:
-        return exec_properties
-    input_config = example_gen_pb2.Input()
-    proto_utils.json_to_proto(exec_properties[specs.INPUT_CONFIG_KEY], input_config)
-    range_config = None
-    if exec_properties.get(specs.RANGE_CONFIG_KEY):
-        range_config = range_config_pb2.RangeConfig()
-        proto_utils.json_to_proto(exec_properties[specs.RANGE_CONFIG_KEY], range_config)
-    processor = input_processor.FileBasedInputProcessor(
-        exec_properties[specs.INPUT_BASE_KEY], input_config.splits, range_config
+
+def settings(exec_properties: dict) -> tuple[Month, int | None, int]:
+    """(month, rows_per_month or None, sample seed) from the component's custom_config."""
+    config = example_gen_pb2.CustomConfig()
+    proto_utils.json_to_proto(exec_properties[specs.CUSTOM_CONFIG_KEY], config)
+    struct = struct_pb2.Struct()
+    config.custom_config.Unpack(struct)
+    values = json_format.MessageToDict(struct)
+    rows = int(values.get("rows_per_month") or 0)
+    return Month.parse(values["month"]), rows or None, int(values.get("seed", 0))
+
+
+def delivery_version(landing_root: str, month: Month) -> int:
+    """The drop's version: when it was delivered, as the newest file's modification time in
+    whole seconds since the epoch; a re-delivered month has a higher version."""
+    import tensorflow as tf
+
+    from pipeline import landing
+
+    uri = landing.drop_uri(landing_root, month)
+    stamps = [tf.io.gfile.stat(f"{uri}/{name}").mtime_nsec for name in tf.io.gfile.listdir(uri)]
+    return max(stamps, default=0) // 1_000_000_000
+
+
+def _records(month_text: str, landing_root: str, rows_per_month, seed: int):
+    from pipeline import data, ingestion
+
+    rows = ingestion.month_examples(landing_root, Month.parse(month_text), rows_per_month, seed)
+    return data.encode_examples(rows)
+
+
+@beam.ptransform_fn
+@beam.typehints.with_output_types(bytes)
+def _DropToRecords(pipeline, exec_properties, split_pattern):
+    """Serialized tf.Examples of the drop; the work runs on a Beam worker, not the launcher."""
+    month, rows, seed = settings(exec_properties)
+    return (
+        pipeline
+        | "Month" >> beam.Create([str(month)])
+        | "Ingest" >> beam.FlatMap(_records, exec_properties[specs.INPUT_BASE_KEY], rows, seed)
     )
-    span, version = processor.resolve_span_and_version()
-    for split in input_config.splits:
-        split.pattern = processor.get_pattern_for_span_version(split.pattern, span, version)
-    return {
-        **exec_properties,
-        example_gen_utils.SPAN_PROPERTY_NAME: span,
-        example_gen_utils.VERSION_PROPERTY_NAME: version,
-        example_gen_utils.FINGERPRINT_PROPERTY_NAME: processor.get_input_fingerprint(span, version),
-        specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config),
-    }
 
 
-class SpanRecordingExecutor(import_executor.Executor):
-    """ImportExampleGen's executor; the output Examples always carry span and version."""
+class MonthlyDropExecutor(BaseExampleGenExecutor):
+    """Writes the month's examples as the single split `month` and sets span and version."""
+
+    def GetInputSourceToExamplePTransform(self):
+        return _DropToRecords
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        # The driver leaves `version` out when the input has none; update_output_artifact
-        # reads it unconditionally.
-        exec_properties = {
-            example_gen_utils.VERSION_PROPERTY_NAME: None,
-            **resolve_span(exec_properties),
-        }
         super().Do(input_dict, output_dict, exec_properties)
+        month, _, _ = settings(exec_properties)
+        version = delivery_version(exec_properties[specs.INPUT_BASE_KEY], month)
         for examples in output_dict[specs.EXAMPLES_KEY]:
-            driver.update_output_artifact(exec_properties, examples.mlmd_artifact)
-            examples.span = exec_properties[example_gen_utils.SPAN_PROPERTY_NAME]
-            version = exec_properties[example_gen_utils.VERSION_PROPERTY_NAME]
-            if version is not None:
-                examples.version = version
+            examples.span = month.span
+            examples.version = version
 
 
-class SpannedImportExampleGen(tfx.components.ImportExampleGen):
-    """ImportExampleGen whose executor is SpanRecordingExecutor (the KFP v2 compiler still
-    sees a FileBasedExampleGen and adds the driver hook)."""
+class MonthlyExampleGen(FileBasedExampleGen):
+    """Ingests `<landing_root>/<month>/` (flights, weather, planes CSV files) as Examples with
+    span = month.span; `rows_per_month` samples the month reproducibly (tests, quick looks)."""
 
-    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(SpanRecordingExecutor)
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(MonthlyDropExecutor)
+
+    def __init__(
+        self, landing_root: str, month: Month, rows_per_month: int | None = None, seed: int = 0
+    ):
+        values = struct_pb2.Struct()
+        values.update({"month": str(month), "rows_per_month": rows_per_month or 0, "seed": seed})
+        packed = any_pb2.Any()
+        packed.Pack(values)
+        super().__init__(
+            input_base=landing_root,
+            input_config=example_gen_pb2.Input(
+                splits=[example_gen_pb2.Input.Split(name=MONTH_SPLIT, pattern=f"{month}/*")]
+            ),
+            # Not empty: an empty Output proto would let FileBasedExampleGen hash-split.
+            output_config=example_gen_pb2.Output(
+                split_config=example_gen_pb2.SplitConfig(
+                    splits=[example_gen_pb2.SplitConfig.Split(name=MONTH_SPLIT, hash_buckets=1)]
+                )
+            ),
+            custom_config=example_gen_pb2.CustomConfig(custom_config=packed),
+        )

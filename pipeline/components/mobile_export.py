@@ -31,6 +31,9 @@ def MobileExport(
     model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
     transform_graph: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.TransformGraph],
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    representative_examples: tfx.dsl.components.InputArtifact[
+        tfx.types.standard_artifacts.Examples
+    ],
     model_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     pushed_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.PushedModel],
     mobile_models: tfx.dsl.components.OutputArtifact[MobileModels],
@@ -40,9 +43,11 @@ def MobileExport(
 ) -> None:
     """TFLite variants of a blessed, pushed model, published under the serving version.
 
-    Every variant is converted and measured into `mobile_models` (kept for audit, linked to
-    the model in ML Metadata); only those that pass their gate are published. An unblessed or
-    unpushed model gets nothing converted.
+    `examples` (split `eval`) measures each variant; `representative_examples` (split `train`,
+    the training window) is the representative dataset of the quantized variants. Every variant
+    is converted and measured into `mobile_models` (kept for audit, linked to the model in ML
+    Metadata); only those that pass their gate are published. An unblessed or unpushed model
+    gets nothing converted.
     """
     config = MobileConfig(**json.loads(config_json))
     if model_blessing.get_int_custom_property("blessed") != 1:
@@ -66,7 +71,9 @@ def MobileExport(
         mobile_models.set_string_custom_property("reason", "already published for this model")
         return
     eval_examples = read_examples(examples, EVAL_SPLIT, config.eval_rows)
-    representative = read_examples(examples, TRAIN_SPLIT, config.representative_rows, shuffle=True)
+    representative = read_examples(
+        representative_examples, TRAIN_SPLIT, config.representative_rows, shuffle=True
+    )
     results, baseline = gates.build_variants(
         model_dir,
         transform_graph.uri,
