@@ -3,6 +3,8 @@
     python local_runner.py                    # full year, with tuning
     python local_runner.py --fast             # no Tuner, fewer epochs
     python local_runner.py --rows-per-month 500 --min-eval-auc 0.6   # a quick look on a sample
+    python local_runner.py --eval-month 2013-07 --train-window 6      # another window
+    python local_runner.py replay --first-month 2013-03 --rows-per-month 2000 --fast
 
 Paths, orchestrator and Beam settings only; the pipeline itself lives in pipeline/.
 """
@@ -32,8 +34,60 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _month(text: str):
+    from pipeline.months import Month
+
+    try:
+        return Month.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """The run's options; `replay` as the first argument adds the replay's months."""
+    replay = bool(argv) and argv[0] == "replay"
+    parser = argparse.ArgumentParser(
+        prog="local_runner.py replay" if replay else None,
+        description=__doc__.splitlines()[0],
+    )
+    if replay:
+        argv = argv[1:]
+        parser.add_argument(
+            "--first-month",
+            type=_month,
+            default="2013-03",
+            help="first month replayed; earlier months are history "
+            "(default 2013-03: two months of history)",
+        )
+        parser.add_argument(
+            "--last-month",
+            type=_month,
+            default="2013-12",
+            help="last month replayed (default 2013-12)",
+        )
+    else:
+        parser.add_argument(
+            "--eval-month",
+            type=_month,
+            action="append",
+            dest="eval_months",
+            help="a month the candidate is judged on, YYYY-MM (repeatable; default 2013-11 "
+            "and 2013-12)",
+        )
+    parser.add_argument(
+        "--train-window",
+        type=_positive_int,
+        default=None,
+        help="months the candidate trains on before the evaluation month(s), the last one "
+        "for validation (default 10; 6 for the replay)",
+    )
+    parser.add_argument(
+        "--drift-action",
+        choices=("block", "warn"),
+        default="block",
+        help="what drift of a month from the month before does: stop the run (default) or "
+        "report it in the summary and go on",
+    )
     parser.add_argument(
         "--output-dir",
         type=pathlib.Path,
@@ -67,7 +121,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--no-cache", action="store_true", help="re-execute every component")
     parser.add_argument("--verbose", action="store_true", help="show the libraries' INFO logs")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.replay = replay
+    return args
 
 
 def main(argv: list[str]) -> int:
@@ -76,7 +132,7 @@ def main(argv: list[str]) -> int:
     if not args.verbose:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
-        # TFMA divides by zero for slices with a single class; the summary shows those as nan.
+        # TFMA divides by zero for slices with one class; the summary shows their AUC as undefined.
         warnings.filterwarnings(
             "ignore", category=RuntimeWarning, module="tensorflow_model_analysis"
         )
@@ -85,8 +141,8 @@ def main(argv: list[str]) -> int:
 
     from mobile.config import MobileConfig
     from models.config import TrainingConfig
-    from pipeline import local, summary
-    from pipeline.config import local_config
+    from pipeline import local, replay, summary
+    from pipeline.config import DriftAction, local_config
     from pipeline.data import DataError
 
     training = TrainingConfig()
@@ -100,16 +156,43 @@ def main(argv: list[str]) -> int:
         "enable_cache": not args.no_cache,
         "rows_per_month": args.rows_per_month,
         "beam_pipeline_args": BEAM_ARGS,
+        "drift_action": DriftAction(args.drift_action),
     }
+    if args.train_window is not None:
+        overrides["train_window"] = args.train_window
+    elif args.replay:
+        overrides["train_window"] = replay.DEFAULT_TRAIN_WINDOW
+    if not args.replay and args.eval_months:
+        overrides["eval_months"] = tuple(args.eval_months)
     if args.min_eval_auc is not None:
         overrides["min_eval_auc"] = args.min_eval_auc
     if args.mobile_auc_tolerance is not None:
         overrides["mobile"] = MobileConfig(auc_tolerance=args.mobile_auc_tolerance)
-    config = local_config(args.output_dir, **overrides)
+    try:
+        config = local_config(args.output_dir, **overrides)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.replay:
+        output = args.output_dir.resolve()
+        try:
+            steps = replay.replay(
+                config,
+                args.first_month,
+                args.last_month,
+                output / "runs",
+                output / "replay",
+                verbose=args.verbose,
+            )
+        except (ValueError, DataError, local.RunLocked) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"Replay: {output / 'replay' / 'replay.json'}")
+        return 1 if any(s.status == "failed" for s in steps) else 0
 
     try:
         result = local.run(config, args.output_dir.resolve() / "runs", verbose=args.verbose)
-    except DataError as error:
+    except (DataError, local.RunLocked) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print()

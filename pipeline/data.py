@@ -118,7 +118,7 @@ def check_columns(frame: pd.DataFrame, table: str, source: str) -> pd.DataFrame:
             f"expected columns {', '.join(expected)}"
         )
     for column, kind in expected.items():
-        if kind != _NUMBER or pd.api.types.is_numeric_dtype(frame[column]):
+        if kind != _NUMBER or frame.empty or pd.api.types.is_numeric_dtype(frame[column]):
             continue
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = frame[column].notna() & values.isna()

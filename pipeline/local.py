@@ -13,6 +13,7 @@ import time
 
 from pipeline import landing, summary
 from pipeline.config import PipelineConfig
+from pipeline.lock import exclusive
 
 _PROGRESS = re.compile(r"Component (\S+) is (running|finished)\.|A cached execution \d+ is used")
 
@@ -76,13 +77,20 @@ def run(config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool = False) -
     """Runs the pipeline once and returns its summary, also written to the run's folder.
 
     A component failure does not raise: it is recorded in the summary (status "failed",
-    the error message) so the caller can report it and exit non-zero.
+    the error message) so the caller can report it and exit non-zero. Raises RunLocked when
+    another run uses the same ML Metadata store (pipeline/lock.py).
     """
+    with exclusive(pathlib.Path(config.metadata_path).with_suffix(".lock")):
+        return _run(config, runs_dir, verbose)
+
+
+def _run(config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool) -> dict:
     from tfx import v1 as tfx
 
     from pipeline.pipeline import create_pipeline
 
     started = time.monotonic()
+    started_at = datetime.datetime.now()
     written = landing.deliver(pathlib.Path(config.landing_root), config.months)
     print(
         f"[landing] {config.landing_root}: "
@@ -96,7 +104,19 @@ def run(config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool = False) -
             tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
         except Exception as exc:  # noqa: BLE001 -- any component's failure: summary, exit 1
             error = f"{type(exc).__name__}: {exc}"
-        result = summary.summarize(config.metadata_path, config.pipeline_name)
+            if "database" in str(exc):  # SQLite's messages name no file
+                error += f" (ML Metadata store: {config.metadata_path})"
+        try:
+            result = summary.summarize(
+                config.metadata_path, config.pipeline_name, since=started_at.timestamp()
+            )
+        except Exception:  # noqa: BLE001 -- no record of this run (none, or a store that
+            # cannot be read): report the error with no components, never another run's
+            result = {
+                "pipeline": config.pipeline_name,
+                "run_id": started_at.isoformat(timespec="seconds"),
+                "components": [],
+            }
     result.update(
         status="failed" if error else "succeeded",
         error=error,

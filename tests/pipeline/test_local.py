@@ -1,7 +1,9 @@
 """The whole pipeline on a sample of the real data, with LocalDagRunner and SQLite MLMD.
 
-One module-scoped run, then: an unchanged re-run (fully cached), a run whose AUC floor cannot
-be met (nothing pushed), and a run over a corrupted span (stopped before Pusher).
+One module-scoped run (window 2013-01..2013-03, evaluated on 2013-04..2013-05), then: an
+unchanged re-run (fully cached), a run whose AUC floor cannot be met (nothing pushed), a newer
+model compared with the champion, and bad drops of the newest month (stopped before Pusher, or
+reported with drift_action=warn).
 """
 
 from __future__ import annotations
@@ -19,16 +21,19 @@ from mobile.config import MobileConfig
 from mobile.quantize import QUANTIZERS
 from models.config import TrainingConfig
 from models.constants import EXAMPLES_SIGNATURE, OUTPUT_KEY, PREDICT_SIGNATURE
-from pipeline import local
-from pipeline.config import local_config
-from pipeline.constants import NodeId
+from pipeline import landing, local
+from pipeline.config import DriftAction, local_config
+from pipeline.constants import NodeId, month_node
+from pipeline.months import Month
+from pipeline.pipeline import create_pipeline
 from serving import contract, warmup
 from transforms import features as F
 
 pytestmark = pytest.mark.e2e
 
 ROWS_PER_MONTH = 250
-COMPONENTS = {value for name, value in vars(NodeId).items() if name.isupper()}
+EVAL_MONTHS = (Month(2013, 4), Month(2013, 5))
+MAY = EVAL_MONTHS[-1]
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +45,8 @@ def workspace(tmp_path_factory) -> pathlib.Path:
 def config(workspace):
     return local_config(
         workspace,
+        eval_months=EVAL_MONTHS,
+        train_window=3,
         rows_per_month=ROWS_PER_MONTH,
         min_eval_auc=0.5,
         training=TrainingConfig(batch_size=128, max_epochs=2, tuner_trials=2, tuner_epochs=1),
@@ -51,8 +58,17 @@ def config(workspace):
 
 
 @pytest.fixture(scope="module")
+def components(config) -> set[str]:
+    return {c.id for c in create_pipeline(config).components}
+
+
+@pytest.fixture(scope="module")
 def first_run(config, workspace) -> dict:
-    return local.run(config, workspace / "runs")
+    result = local.run(config, workspace / "runs")
+    # A pristine copy of the newest drop, for the bad-drop tests to restore.
+    landing_root = pathlib.Path(config.landing_root)
+    shutil.copytree(landing_root / str(MAY), workspace / "pristine-may")
+    return result
 
 
 def _versions(config, base: str | None = None) -> list[str]:
@@ -67,19 +83,29 @@ def _states(summary: dict) -> dict[str, list[str]]:
     return states
 
 
-def test_every_component_executes_once(first_run):
+def test_every_component_executes_once(first_run, components):
     assert first_run["status"] == "succeeded", first_run["error"]
-    assert _states(first_run) == {name: ["ran"] for name in COMPONENTS}
+    assert _states(first_run) == {name: ["ran"] for name in components}
+    assert {month_node(NodeId.EXAMPLE_GEN, Month(2013, m)) for m in range(1, 6)} <= components
 
 
-def test_summary_reports_rows_metrics_blessing_and_push(first_run, config):
-    assert first_run["rows"] == {"train": 10 * ROWS_PER_MONTH, "eval": 2 * ROWS_PER_MONTH}
+def test_summary_reports_months_metrics_blessing_and_push(first_run, config):
+    months = first_run["data"]["months"]
+    assert {m: (v["span"], v["rows"], v["role"]) for m, v in months.items()} == {
+        "2013-01": (201301, ROWS_PER_MONTH, "train"),
+        "2013-02": (201302, ROWS_PER_MONTH, "train"),
+        "2013-03": (201303, ROWS_PER_MONTH, "validation"),
+        "2013-04": (201304, ROWS_PER_MONTH, "eval"),
+        "2013-05": (201305, ROWS_PER_MONTH, "eval"),
+    }
+    assert first_run["data"]["drift"] == []
     overall = first_run["eval_metrics"]["overall"]
     assert overall["example_count"] == 2 * ROWS_PER_MONTH
     assert 0.5 <= overall["auc"] <= 1.0
+    assert first_run["candidate_auc"] == overall["auc"] and first_run["champion_auc"] is None
     assert 0.0 < overall["mean_prediction"] < 1.0
     slices = set(first_run["eval_metrics"])
-    assert {"month=11", "month=12", "origin=EWR", "origin=JFK", "origin=LGA"} <= slices
+    assert {"month=4", "month=5", "origin=EWR", "origin=JFK", "origin=LGA"} <= slices
     assert any(s.startswith("carrier=") for s in slices)
     assert first_run["blessed"] is True and first_run["validation"]["ok"] is True
     assert first_run["infra_validation"]["ok"] is True
@@ -112,7 +138,9 @@ def test_blessed_model_gets_tflite_variants_under_the_serving_version(first_run,
     }
     contract = json.loads((pathlib.Path(mobile["destination"]) / "contract.json").read_text())
     assert contract["version"] == int(version)
-    assert contract["training_data"] == "trained on 2013-01..2013-10, evaluated on 2013-11..2013-12"
+    assert contract["training_data"] == (
+        "trained on 2013-01..2013-03 (validation 2013-03), evaluated on 2013-04..2013-05"
+    )
 
 
 def test_pushed_model_uses_the_tf_serving_layout_and_answers_both_signatures(first_run, config):
@@ -123,8 +151,9 @@ def test_pushed_model_uses_the_tf_serving_layout_and_answers_both_signatures(fir
     assert [p.name for p in model_dir.parent.iterdir()] == [version]  # no staging left behind
     assert contract.check(str(model_dir)) == []
 
-    eval_file = pathlib.Path(config.data_root) / "eval" / "2013-12.tfrecord"
-    records = [r.numpy() for r in tf.data.TFRecordDataset(str(eval_file)).take(5)]
+    eval_files = tf.io.gfile.glob(f"{first_run['eval_examples_uri']}/Split-eval/*")
+    dataset = tf.data.TFRecordDataset(eval_files, compression_type="GZIP")
+    records = [r.numpy() for r in dataset.take(5)]
     parsed = tf.io.parse_example(records, F.raw_feature_spec())
     request = {}
     for feature in F.FEATURES:
@@ -151,14 +180,16 @@ def test_pushed_model_uses_the_tf_serving_layout_and_answers_both_signatures(fir
     assert warmup.replay(model, logs) == []
 
 
-def test_unchanged_rerun_is_fully_cached_and_pushes_nothing_new(first_run, config, workspace):
+def test_unchanged_rerun_is_fully_cached_and_pushes_nothing_new(
+    first_run, config, workspace, components
+):
     second = local.run(config, workspace / "runs")
     assert second["status"] == "succeeded"
     assert second["run_id"] != first_run["run_id"]
     assert second["all_cached"] is True
     states = _states(second)
-    assert states.pop("latest_blessed_model_resolver") == ["ran"]
-    assert states == {name: ["cached"] for name in COMPONENTS - {"latest_blessed_model_resolver"}}
+    assert states.pop(NodeId.BASELINE_RESOLVER) == ["ran"]
+    assert states == {name: ["cached"] for name in components - {NodeId.BASELINE_RESOLVER}}
     assert _versions(config) == [first_run["pushed_version"]]
 
 
@@ -183,55 +214,6 @@ def test_unreachable_auc_floor_blocks_the_push_and_says_why(first_run, config, w
     assert _versions(config, config.mobile_model_dir) == [first_run["pushed_version"]]
 
 
-def _drop_distance(example: tf.train.Example) -> None:
-    del example.features.feature["distance"]
-
-
-def _carrier_as_number(example: tf.train.Example) -> None:
-    example.features.feature["carrier"].Clear()
-    example.features.feature["carrier"].int64_list.value.append(7)
-
-
-def _rewrite(span: pathlib.Path, corrupt) -> None:
-    examples = []
-    for record in tf.data.TFRecordDataset(str(span)):
-        example = tf.train.Example.FromString(record.numpy())
-        corrupt(example)
-        examples.append(example.SerializeToString())
-    with tf.io.TFRecordWriter(str(span)) as writer:
-        for example in examples:
-            writer.write(example)
-
-
-@pytest.mark.parametrize(
-    "corrupt, failed_component, named",
-    [
-        # An absent column is a schema anomaly: the gate stops the run and names it.
-        (_drop_distance, "AnomaliesGate", ["AnomaliesFound", "feature 'distance'"]),
-        # A column of the wrong type cannot even be profiled: StatisticsGen stops the run.
-        (_carrier_as_number, NodeId.STATISTICS_GEN, ["wrong type", '"carrier"']),
-    ],
-    ids=["missing-column", "wrong-type"],
-)
-def test_bad_span_stops_the_run_before_pusher_and_names_the_column(
-    first_run, config, workspace, corrupt, failed_component, named
-):
-    bad_root = workspace / f"bad-data-{corrupt.__name__}"
-    shutil.copytree(config.data_root, bad_root)
-    _rewrite(bad_root / "eval" / "2013-12.tfrecord", corrupt)
-    before = _versions(config)
-
-    result = local.run(dataclasses.replace(config, data_root=str(bad_root)), workspace / "runs")
-    assert result["status"] == "failed"
-    for text in named:
-        assert text in result["error"]
-    states = _states(result)
-    assert states[failed_component] == ["failed"]
-    assert NodeId.TRAINER not in states and NodeId.PUSHER not in states
-    assert NodeId.MOBILE_EXPORT not in states
-    assert _versions(config) == before
-
-
 def test_a_new_model_is_compared_with_the_latest_blessed_one(first_run, config, workspace):
     retrained = dataclasses.replace(
         config,
@@ -249,3 +231,64 @@ def test_a_new_model_is_compared_with_the_latest_blessed_one(first_run, config, 
     assert "auc_diff" in overall and "auc_diff" not in first_run["eval_metrics"]["overall"]
     assert _versions(config) == sorted([first_run["pushed_version"], result["pushed_version"]])
     assert _versions(config, config.mobile_model_dir) == _versions(config)
+
+
+def _redeliver_may(config, workspace, change) -> None:
+    """Re-delivers the newest month from its pristine copy, changed by `change(table, frame)`."""
+    import pandas as pd
+
+    drop = pathlib.Path(config.landing_root) / str(MAY)
+    for table, name in landing.DROP_FILES.items():
+        frame = pd.read_csv(workspace / "pristine-may" / name, low_memory=False)
+        frame = change(table, frame)
+        (drop / name).unlink()
+        frame.to_csv(drop / name, index=False)
+
+
+def _celsius(table, frame):
+    if table == "weather":
+        frame = frame.assign(temp=(frame["temp"] - 32) * 5 / 9)
+    return frame
+
+
+def _no_distance(table, frame):
+    return frame.drop(columns=["distance"]) if table == "flights" else frame
+
+
+def test_a_bad_drop_stops_ingestion_naming_the_month_file_and_column(first_run, config, workspace):
+    before = _versions(config)
+    _redeliver_may(config, workspace, _no_distance)
+    result = local.run(config, workspace / "runs")
+    assert result["status"] == "failed"
+    for text in ("month 2013-05", "flights.csv", "distance"):
+        assert text in result["error"]
+    states = _states(result)
+    assert states[month_node(NodeId.EXAMPLE_GEN, MAY)] == ["failed"]
+    assert NodeId.TRAINER not in states and NodeId.PUSHER not in states
+    assert _versions(config) == before
+
+
+def test_a_month_in_celsius_is_blocked_naming_temp_and_goes_on_with_warn(
+    first_run, config, workspace
+):
+    before = _versions(config)
+    _redeliver_may(config, workspace, _celsius)
+    blocked = local.run(config, workspace / "runs")
+    assert blocked["status"] == "failed"
+    for text in ("DriftFound", "month 2013-05", "feature 'temp'", "Jensen-Shannon", "threshold"):
+        assert text in blocked["error"]
+    states = _states(blocked)
+    assert states[NodeId.DATA_VALIDATOR] == ["failed"]
+    assert NodeId.TRANSFORM not in states and NodeId.PUSHER not in states
+    assert _versions(config) == before
+
+    warned = local.run(
+        dataclasses.replace(config, drift_action=DriftAction.WARN), workspace / "runs"
+    )
+    assert warned["status"] == "succeeded", warned["error"]
+    drift = warned["data"]["drift"]
+    assert [(f["month"], f["feature"]) for f in drift] == [("2013-05", "temp")]
+    states = _states(warned)
+    # The training window is unchanged: only what reads the evaluation months re-runs.
+    assert states[NodeId.TRANSFORM] == ["cached"] and states[NodeId.TRAINER] == ["cached"]
+    assert states[NodeId.EVALUATOR] == ["ran"]

@@ -19,7 +19,16 @@ def _summary(**changes) -> dict:
             {"component": NodeId.TRAINER, "state": "ran", "seconds": 12.34},
             {"component": NodeId.EVALUATOR, "state": "cached", "seconds": 0.5},
         ],
-        "rows": {"train": 2500, "eval": 500},
+        "data": {
+            "months": {
+                "2013-01": {"span": 201301, "rows": 1250, "role": "train"},
+                "2013-02": {"span": 201302, "rows": 1250, "role": "validation"},
+                "2013-03": {"span": 201303, "rows": 500, "role": "eval"},
+            },
+            "drift": [],
+        },
+        "candidate_auc": 0.7123,
+        "champion_auc": 0.7081,
         "eval_metrics": {
             "overall": {
                 "auc": 0.7123,
@@ -51,7 +60,11 @@ def test_a_successful_run_reports_components_rows_metrics_blessing_and_push():
     lines = text.splitlines()
     assert lines[0] == "Pipeline flight_delay, run 2026-11-30T05:00:00: succeeded"
     assert any(NodeId.TRAINER in line and "ran" in line and "12.3 s" in line for line in lines)
-    assert "Rows: train 2,500, eval 500" in lines
+    assert (
+        "Months (rows): train 2013-01 (1,250); validation 2013-02 (1,250); eval 2013-03 (500)"
+        in lines
+    )
+    assert "Candidate AUC 0.7123; champion AUC 0.7081 on the same months" in lines
     overall = next(line for line in lines if line.strip().startswith("overall"))
     assert "AUC 0.7123" in overall and "n 500" in overall and "AUC vs baseline +0.0042" in overall
     assert lines.index(overall) < next(i for i, line in enumerate(lines) if "carrier=UA" in line)
@@ -114,3 +127,50 @@ def test_summary_reads_every_evaluator_metric_and_the_gated_change():
 def test_a_model_already_served_says_no_new_version_was_made():
     text = summary.format_summary(_summary(already_pushed=True))
     assert "Pushed: /serving/8 (already serving this model; no new version)" in text
+
+
+def test_drift_reported_with_warn_names_month_feature_and_figures():
+    finding = {
+        "month": "2013-03",
+        "feature": "temp",
+        "kind": "drift",
+        "description": "The approximate Jensen-Shannon divergence between current and previous "
+        "is 0.99 (up to six significant digits), above the threshold 0.6.",
+    }
+    data = {
+        "months": {"2013-03": {"span": 201303, "rows": 500, "role": "eval"}},
+        "drift": [finding],
+    }
+    lines = summary.format_summary(_summary(data=data)).splitlines()
+    drift = [line for line in lines if line.startswith("Drift (warn)")]
+    assert drift == [
+        "Drift (warn): month 2013-03, feature 'temp': The approximate Jensen-Shannon divergence "
+        "between current and previous is 0.99 (up to six significant digits), above the "
+        "threshold 0.6."
+    ]
+
+
+def test_without_a_champion_the_summary_says_so():
+    lines = summary.format_summary(_summary(champion_auc=None)).splitlines()
+    assert "Candidate AUC 0.7123; champion AUC n/a (none yet)" in lines
+
+
+def test_a_one_class_slice_shows_its_auc_as_undefined_never_as_zero():
+    metrics = summary._defined(
+        {"auc": 0.0, "mean_label": 0.0, "calibration": float("inf"), "example_count": 1.0}
+    )
+    assert metrics == {
+        "auc": None,
+        "auc_undefined": summary.ONE_CLASS,
+        "mean_label": 0.0,
+        "calibration": None,
+        "example_count": 1.0,
+    }
+    both = summary._defined({"auc": 0.0, "mean_label": 0.5})
+    assert both == {"auc": 0.0, "mean_label": 0.5}  # a real (if dreadful) ranking stays
+    text = summary.format_summary(
+        _summary(eval_metrics={"overall": {"auc": 0.7}, "carrier=YV": metrics})
+    )
+    line = next(line for line in text.splitlines() if "carrier=YV" in line)
+    assert "AUC undefined" in line and "cal n/a" in line and "one class" in line
+    assert "0.0000" not in line

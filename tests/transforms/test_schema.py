@@ -49,3 +49,12 @@ def test_write_produces_a_file_load_reads_back(tmp_path, monkeypatch):
     monkeypatch.setattr(schema, "SCHEMA_FILE", path)
     assert schema.load() == schema.build()
     assert path.read_text().startswith("# Generated from transforms/features.py")
+
+
+def test_no_float_feature_lets_nan_or_infinity_through():
+    built = {f.name: f for f in schema.build().feature}
+    floats = [f.name for f in F.FEATURES if f.dtype is float]
+    assert floats
+    for name in floats:
+        domain = built[name].float_domain
+        assert domain.disallow_nan and domain.disallow_inf, name

@@ -1,0 +1,222 @@
+"""Ingestion of one drop: checks that name the month, file and column; weather windows across
+the month boundary; sampling after the join."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import data, ingestion, landing
+from pipeline.months import Month
+from transforms import features as F
+
+pytestmark = pytest.mark.unit
+
+FEB, MAR = Month(2013, 2), Month(2013, 3)
+
+
+def _flight(**overrides) -> dict:
+    row = dict(
+        year=2013,
+        month=3,
+        day=1,
+        dep_time=40.0,
+        sched_dep_time=30,
+        dep_delay=10.0,
+        arr_time=300.0,
+        sched_arr_time=310,
+        arr_delay=-10.0,
+        carrier="UA",
+        flight=1,
+        tailnum="N1",
+        origin="EWR",
+        dest="IAH",
+        air_time=200.0,
+        distance=1400,
+        hour=0,
+        minute=30,
+    )
+    return row | overrides
+
+
+def _weather(**overrides) -> dict:
+    row = dict(
+        origin="EWR",
+        year=2013,
+        month=3,
+        day=1,
+        hour=0,
+        temp=40.0,
+        dewp=20.0,
+        humid=50.0,
+        wind_dir=180.0,
+        wind_speed=10.0,
+        wind_gust=np.nan,
+        precip=0.0,
+        pressure=1010.0,
+        visib=10.0,
+    )
+    return row | overrides
+
+
+PLANES = [
+    dict(
+        tailnum="N1",
+        year=2003.0,
+        type="Fixed wing multi engine",
+        manufacturer="BOEING",
+        model="737",
+        engines=2,
+        seats=150,
+    )
+]
+
+# The last hours of February and the first of March at EWR; the flight leaves 2013-03-01 00:30.
+FEB_EVENING = [
+    _weather(month=2, day=28, hour=h, precip=p, visib=v, wind_speed=w)
+    for h, p, v, w in [
+        (20, 1.0, 10.0, 5.0),
+        (21, 0.1, 3.0, 25.0),
+        (22, 0.2, 10.0, 5.0),
+        (23, 0.3, 10.0, 5.0),
+    ]
+]
+MAR_MIDNIGHT = [_weather(precip=0.05, visib=8.0, wind_speed=12.0)]
+
+
+def _drop(root, month: Month, flights=(), weather=(), planes=PLANES, columns=None):
+    """Writes a drop as CSV files; `columns` maps a table to its header when a table is empty."""
+    folder = root / str(month)
+    folder.mkdir(parents=True)
+    for table, rows in ((data.FLIGHTS, flights), (data.WEATHER, weather), (data.PLANES, planes)):
+        frame = pd.DataFrame(list(rows), columns=(columns or {}).get(table))
+        frame.to_csv(folder / landing.DROP_FILES[table], index=False)
+    return folder
+
+
+def _good_march(root):
+    return _drop(root, MAR, [_flight()], MAR_MIDNIGHT)
+
+
+def test_windows_of_the_first_hours_look_back_into_the_previous_drop(tmp_path):
+    _drop(tmp_path, FEB, [_flight(month=2, day=28, hour=20, sched_dep_time=2000)], FEB_EVENING)
+    _good_march(tmp_path)
+
+    tables = ingestion.read_drop(str(tmp_path), MAR)
+    assert tables.flights["month"].tolist() == [3]  # February's flights stay in February
+    assert len(tables.weather) == len(FEB_EVENING) + 1
+
+    row = ingestion.month_examples(str(tmp_path), MAR).iloc[0]
+    assert row["precip_4h"] == pytest.approx(0.1 + 0.2 + 0.3 + 0.05)  # Feb 28 21h-23h, Mar 1 0h
+    assert row["precip_12h"] == pytest.approx(1.0 + 0.1 + 0.2 + 0.3 + 0.05)
+    assert row["visib_min_4h"] == 3.0
+    assert row["wind_speed_max_4h"] == 25.0
+    assert row["visib"] == 8.0  # the departure hour's own reading
+
+
+def test_without_the_previous_drop_windows_hold_only_the_month_own_hours(tmp_path):
+    _good_march(tmp_path)
+    row = ingestion.month_examples(str(tmp_path), MAR).iloc[0]
+    assert row["precip_4h"] == pytest.approx(0.05)
+    assert row["precip_12h"] == pytest.approx(0.05)
+    assert row["visib_min_4h"] == 8.0
+    assert row["wind_speed_max_4h"] == 12.0
+
+
+def test_month_examples_hold_the_registry_features_and_the_label(tmp_path):
+    _drop(tmp_path, MAR, [_flight(), _flight(arr_delay=30.0)], MAR_MIDNIGHT)
+    rows = ingestion.month_examples(str(tmp_path), MAR)
+    assert list(rows.columns) == [f.name for f in F.FEATURES] + [F.LABEL_KEY]
+    assert rows[F.LABEL_KEY].tolist() == [0, 1]
+    assert rows["plane_age"].tolist() == [10.0, 10.0]
+
+
+def _error(tmp_path) -> str:
+    with pytest.raises(data.DataError) as caught:
+        ingestion.read_drop(str(tmp_path), MAR)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("table", [data.FLIGHTS, data.WEATHER, data.PLANES])
+def test_a_missing_file_names_the_month_and_the_file(tmp_path, table):
+    (_good_march(tmp_path) / f"{table}.csv").unlink()
+    assert _error(tmp_path) == f"month 2013-03: {tmp_path}/2013-03/{table}.csv: file not found"
+
+
+def test_a_missing_column_names_the_month_file_and_column(tmp_path):
+    flights = [{k: v for k, v in _flight().items() if k != "distance"}]
+    _drop(tmp_path, MAR, flights, MAR_MIDNIGHT)
+    message = _error(tmp_path)
+    assert message.startswith(
+        f"month 2013-03: {tmp_path}/2013-03/flights.csv: missing column(s) distance;"
+    )
+
+
+def test_text_in_a_numeric_column_names_the_month_file_column_and_value(tmp_path):
+    weather = [_weather(hour=0), _weather(hour=1, temp="warm")]
+    _drop(tmp_path, MAR, [_flight()], weather)
+    assert _error(tmp_path) == (
+        f"month 2013-03: {tmp_path}/2013-03/weather.csv: column 'temp' must hold numbers, "
+        "found 'warm' on data row 2"
+    )
+
+
+def test_flights_of_another_month_are_refused(tmp_path):
+    _drop(tmp_path, MAR, [_flight(), _flight(month=4, day=2), _flight(year=2012)], MAR_MIDNIGHT)
+    assert _error(tmp_path) == (
+        f"month 2013-03: {tmp_path}/2013-03/flights.csv: 2 flight(s) of 2012-03, 2013-04 "
+        "(columns year, month); a drop holds the flights of its own month only"
+    )
+
+
+def test_a_flights_file_without_rows_is_refused(tmp_path):
+    _drop(tmp_path, MAR, [], MAR_MIDNIGHT, columns={data.FLIGHTS: list(_flight())})
+    assert _error(tmp_path) == f"month 2013-03: {tmp_path}/2013-03/flights.csv holds no flights"
+
+
+def test_an_empty_file_is_not_a_readable_csv(tmp_path):
+    (_good_march(tmp_path) / "flights.csv").write_bytes(b"")
+    message = _error(tmp_path)
+    assert message.startswith(
+        f"month 2013-03: {tmp_path}/2013-03/flights.csv: not a readable CSV file"
+    )
+
+
+def test_a_broken_previous_drop_names_the_previous_month(tmp_path):
+    _drop(tmp_path, FEB, [_flight(month=2, day=28)], [_weather(month=2, day=28, visib="far")])
+    _good_march(tmp_path)
+    message = _error(tmp_path)
+    assert message.startswith(f"month 2013-02: {tmp_path}/2013-02/weather.csv: column 'visib'")
+
+
+def _busy_month(root, count: int = 40):
+    """`count` flights from EWR in the same hour of one day, with distinct distances."""
+    flights = [_flight(hour=9, sched_dep_time=900 + i, distance=100 + i) for i in range(count)]
+    weather = [_weather(hour=h) for h in range(24)]
+    _drop(root, MAR, flights, weather)
+
+
+def test_sampling_is_reproducible_and_follows_the_seed(tmp_path):
+    _busy_month(tmp_path)
+    first = ingestion.month_examples(str(tmp_path), MAR, rows_per_month=5, seed=1)
+    again = ingestion.month_examples(str(tmp_path), MAR, rows_per_month=5, seed=1)
+    other = ingestion.month_examples(str(tmp_path), MAR, rows_per_month=5, seed=2)
+    assert len(first) == 5 and list(first.index) == list(range(5))
+    pd.testing.assert_frame_equal(first, again)
+    assert first["distance"].tolist() != other["distance"].tolist()
+    assert first["distance"].is_monotonic_increasing  # kept in the drop's order
+
+    full = ingestion.month_examples(str(tmp_path), MAR)
+    assert len(full) == 40
+    assert set(first["distance"]) < set(full["distance"])
+    everything = ingestion.month_examples(str(tmp_path), MAR, rows_per_month=100)
+    pd.testing.assert_frame_equal(everything, full)
+
+
+def test_sampling_happens_after_the_join_so_congestion_counts_every_flight(tmp_path):
+    _busy_month(tmp_path)
+    rows = ingestion.month_examples(str(tmp_path), MAR, rows_per_month=3)
+    assert rows["origin_hour_flights"].tolist() == [40.0, 40.0, 40.0]
+    assert rows["origin_day_flights"].tolist() == [40.0, 40.0, 40.0]
+    assert rows["dest_day_flights"].tolist() == [40.0, 40.0, 40.0]
