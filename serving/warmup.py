@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -142,8 +143,26 @@ class Report:
     ok: bool
     problems: list[str]
     requests: int = 0
-    load_seconds: float = math.nan
-    replay_seconds: float = math.nan
+    load_seconds: float | None = None  # None: not loaded (strict JSON has no NaN)
+    replay_seconds: float | None = None
+
+
+class InfraFailure(RuntimeError):
+    """The validation itself could not run (the process was killed, crashed, timed out or
+    answered inconsistently): says nothing about the model, so the step must fail and run
+    again, not mark the model unservable."""
+
+
+# TensorFlow/absl start-up lines that say nothing about a failure.
+_NOISE = re.compile(
+    r"^([WIE]\d{4} |\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] |To enable the following|"
+    r"WARNING: All log messages before absl|.*Unable to register cu)"
+)
+
+
+def _stderr_tail(stderr: str, lines: int = 5) -> str:
+    useful = [line for line in stderr.strip().splitlines() if line and not _NOISE.match(line)]
+    return " | ".join(useful[-lines:]) or "no error output"
 
 
 def load_and_query(model_dir: str, warmup_path: str) -> Report:
@@ -172,7 +191,13 @@ def load_and_query_in_fresh_process(
     model_dir: str, warmup_path: str, timeout_seconds: float = 600
 ) -> Report:
     """`load_and_query` in a new Python process, as a model server would meet the model: no
-    state of the training process (loaded ops, traced functions, files) can hide a problem."""
+    state of the training process (loaded ops, traced functions, files) can hide a problem.
+
+    Returns the child's Report when it ran to the end (exit 0 with ok, 1 with the model's
+    problems). Raises InfraFailure, naming what happened and the useful end of its error
+    output, when the child timed out, was killed or crashed (e.g. a segfault), printed no
+    report, or exited with a code that contradicts its report.
+    """
     try:
         result = subprocess.run(
             [sys.executable, "-m", "serving.warmup", model_dir, warmup_path],
@@ -181,13 +206,28 @@ def load_and_query_in_fresh_process(
             timeout=timeout_seconds,
         )
     except subprocess.TimeoutExpired:
-        return Report(False, [f"loading and querying took over {timeout_seconds:.0f} s"])
+        raise InfraFailure(
+            f"loading and querying {model_dir} took over {timeout_seconds:.0f} s"
+        ) from None
+    if result.returncode < 0:
+        signal_name = signal.Signals(-result.returncode).name
+        raise InfraFailure(
+            f"the validation process was killed by {signal_name}: {_stderr_tail(result.stderr)}"
+        )
     lines = result.stdout.strip().splitlines()
     try:
-        return Report(**json.loads(lines[-1]))
+        report = Report(**json.loads(lines[-1]))
     except (IndexError, ValueError, TypeError):
-        tail = " | ".join(result.stderr.strip().splitlines()[-5:])
-        return Report(False, [f"the validation process exited with {result.returncode}: {tail}"])
+        raise InfraFailure(
+            f"the validation process exited with {result.returncode} without a report: "
+            f"{_stderr_tail(result.stderr)}"
+        ) from None
+    if result.returncode != (0 if report.ok else 1):
+        raise InfraFailure(
+            f"the validation process reported ok={report.ok} but exited with "
+            f"{result.returncode}: {_stderr_tail(result.stderr)}"
+        )
+    return report
 
 
 def main(argv: list[str]) -> int:

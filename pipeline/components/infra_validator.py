@@ -30,6 +30,11 @@ def LoadAndQueryValidator(
     Builds TF Serving warmup requests from real eval examples, then loads the candidate in a
     fresh process and replays them. The blessing carries TFX's `blessed` property, a marker
     file, the report and the warmup file the Pusher ships with the model.
+
+    Only a problem of the model (its contract, loading, an answer) makes it not blessed, with
+    that cause as the reason. When the validation itself fails (the process crashed, was
+    killed or timed out), serving.warmup.InfraFailure fails this step: nothing is recorded or
+    cached, and the next run validates again.
     """
     model_dir = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
     logs = warmup.build(read_examples(examples, EVAL_SPLIT, warmup.EXAMPLES_NEEDED))
@@ -37,7 +42,7 @@ def LoadAndQueryValidator(
     warmup.write(warmup_path, logs)
     report = warmup.load_and_query_in_fresh_process(model_dir, warmup_path, timeout_seconds)
     with tf.io.gfile.GFile(os.path.join(blessing.uri, "report.json"), "w") as f:
-        json.dump(report.__dict__, f, indent=2)
+        json.dump(report.__dict__, f, indent=2, allow_nan=False)
     with tf.io.gfile.GFile(
         os.path.join(blessing.uri, INFRA_BLESSED if report.ok else INFRA_NOT_BLESSED), "w"
     ) as f:

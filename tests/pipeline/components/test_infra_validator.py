@@ -66,3 +66,17 @@ def test_a_good_model_is_blessed_with_its_warmup_requests(model_dir, examples, t
     assert (tmp_path / "infra" / INFRA_BLESSED).exists()
     logs = warmup.read(str(tmp_path / "infra" / warmup.WARMUP_FILE))
     assert infra.get_int_custom_property("warmup_requests") == len(logs) > 0
+
+
+def test_a_crashed_validation_fails_the_step_and_records_no_verdict(
+    model_dir, examples, tmp_path, monkeypatch
+):
+    def crash(*args, **kwargs):
+        raise warmup.InfraFailure("the validation process was killed by SIGSEGV: ...")
+
+    monkeypatch.setattr(warmup, "load_and_query_in_fresh_process", crash)
+    with pytest.raises(warmup.InfraFailure, match="SIGSEGV"):
+        _infra_validate(model_dir, examples, tmp_path / "infra")
+    # No blessing either way: the failed execution is not cached, the next run validates.
+    assert not (tmp_path / "infra" / INFRA_NOT_BLESSED).exists()
+    assert not (tmp_path / "infra" / INFRA_BLESSED).exists()
