@@ -105,6 +105,15 @@ def _invalid(message: str) -> ServingError:
     return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
+def _describe(error: BaseException) -> str:
+    """ "<type>: <message>" of an unexpected exception, or just its type if it cannot be
+    printed (an answer must not fail on the error it reports)."""
+    try:
+        return f"{type(error).__name__}: {error}"
+    except Exception:  # noqa: BLE001 -- a broken __str__
+        return type(error).__name__
+
+
 def _dtype_name(dtype: int) -> str:
     """TensorFlow's DataTypeString: DT_FLOAT -> "float", DT_INT64 -> "int64"."""
     return types_pb2.DataType.Name(dtype)[3:].lower()
@@ -333,11 +342,17 @@ def predict(signature: Signature, inputs: Mapping[str, np.ndarray]) -> dict[str,
     """Runs a signature (any method: Predict may call them all) on named arrays -> named
     output arrays.
 
-    `inputs` must match the signature's input keys and ranks; each array is converted to the
-    input's dtype. Raises ServingError: INVALID_ARGUMENT for bad inputs, TensorFlow's own code
-    for errors raised while running."""
+    `inputs` must match the signature's input keys and ranks, and hold at least one row (an
+    empty batch is refused in every format, as TF Serving refuses `"instances": []`); each
+    array is converted to the input's dtype. Raises ServingError: INVALID_ARGUMENT for bad
+    inputs, TensorFlow's own code for errors raised while running (INVALID_ARGUMENT for a
+    value the signature's checks refuse, e.g. a non-finite number, see models/export.py)."""
     sig = signature.definition
-    _check_inputs(sig, inputs)
+    if _check_inputs(sig, inputs) == 0:
+        raise _invalid(
+            "No values in the request: the inputs have batch size 0; send at least one row "
+            "(an empty batch is refused in every format, as 'instances': [] is)"
+        )
     tensors = {}
     for name, value in inputs.items():
         dtype = tf.dtypes.as_dtype(sig.inputs[name].dtype)
@@ -393,6 +408,8 @@ def _json_type(value: Any) -> str:
 
 def _json_text(value: Any, limit: int = 200) -> str:
     """A JSON value for an error message (ASCII-escaped, so lone surrogates print)."""
+    if isinstance(value, _TooBig):
+        return value.text
     try:
         text = json.dumps(value)
     except (ValueError, TypeError):  # an integer beyond Python's digit limit
@@ -407,10 +424,34 @@ def _type_error(value: Any, dtype: int) -> ServingError:
     )
 
 
+class _TooBig(float):
+    """A JSON decimal literal beyond a double (e.g. 1e400). Python reads it as +/-inf; rapidjson
+    (TF Serving) refuses it as "Number too big to be stored in double". It keeps its text until
+    it is converted for an input or feature, so the error can name both (see _number)."""
+
+    text: str
+
+    def __new__(cls, text: str) -> _TooBig:
+        value = super().__new__(cls, text)
+        value.text = text
+        return value
+
+
+def _parse_float(text: str) -> float:
+    """json.loads' parse_float: decimals as floats, those that overflow a double as _TooBig.
+    The literals NaN, Infinity and -Infinity stay floats (TF Serving parses them too and
+    passes them to the model, whose checks refuse them where invalid)."""
+    value = float(text)
+    return _TooBig(text) if math.isinf(value) else value
+
+
 def _number(value: Any) -> tuple[str, float | int]:
     """How rapidjson classifies a JSON number: ("int64" | "uint64" | "double", value).
 
-    Integer literals beyond uint64 become doubles; beyond a double, a parse error."""
+    Integer literals beyond uint64 become doubles; beyond a double (integers, and decimal
+    literals such as 1e400), a parse error quoting the literal."""
+    if isinstance(value, _TooBig):
+        raise _invalid(f"JSON Parse error: Number too big to be stored in double: {value.text}")
     if isinstance(value, float):
         return "double", value
     if _INT64[0] <= value <= _INT64[1]:
@@ -530,8 +571,20 @@ def _fill(value: Any, level: int, shape: list[int], dtype: int, out: list, where
         _fill(item, level + 1, shape, dtype, out, where)
 
 
+_MAX_NESTING = 31
+"""Deepest JSON list nesting of one value: NumPy arrays have at most 32 dimensions, one of
+them the batch (TF Serving allows 254, then our rank-1 signatures refuse the tensor anyway)."""
+
+
 def _tensor_values(value: Any, dtype: int, where: str) -> tuple[list, list[int]]:
+    """A JSON value -> (its leaves converted to `dtype`, its dense shape). Raises ServingError
+    (INVALID_ARGUMENT) for ragged or over-deep lists and for leaves of the wrong type."""
     shape, leaves = _dense_shape(value), []
+    if len(shape) > _MAX_NESTING:
+        raise _invalid(
+            f"{where}: JSON value nested {len(shape)} lists deep; at most {_MAX_NESTING} "
+            f"levels are supported"
+        )
     _fill(value, 0, shape, dtype, leaves, where)
     return leaves, shape
 
@@ -566,6 +619,7 @@ def _instances(instances: Any, sig_inputs) -> dict[str, np.ndarray]:
     shapes: dict[str, list[int]] = {}
 
     def add(name: str, value: Any) -> None:
+        _utf8(name, "key")  # a lone surrogate: the signature's (protobuf) map cannot look it up
         if name not in sig_inputs:
             raise _invalid(f"JSON object: does not have named input: {name}")
         values, shape = _tensor_values(value, sig_inputs[name].dtype, f"input {name!r}")
@@ -677,9 +731,14 @@ def _feature(values: list, name: str, example) -> None:
         elif isinstance(value, str):
             add("bytes", _utf8(value, where))
         else:
-            kind, number = _number(value)
+            try:
+                kind, number = _number(value)
+                if kind == "double":
+                    number = _lossless(value, types_pb2.DT_FLOAT)
+            except ServingError as e:  # TF Serving's messages here name no feature; ours do
+                raise ServingError(e.code, f"Feature: {name}: {e.message}") from None
             if kind == "double":
-                add("float", _lossless(value, types_pb2.DT_FLOAT))
+                add("float", number)
             elif kind == "uint64":
                 raise _invalid(f"Feature: {name} has uint64 element. Only int64 is supported.")
             else:
@@ -842,7 +901,7 @@ def _read_json(request: Request) -> dict:
             f"JSON Parse error: Invalid encoding in string. at offset: {e.start}"
         ) from None
     try:
-        body = json.loads(text)
+        body = json.loads(text, parse_float=_parse_float)
     except json.JSONDecodeError as e:
         raise _invalid(f"JSON Parse error: {e.msg} at offset: {e.pos}") from None
     except RecursionError:  # Python's parser refuses nesting past its recursion limit
@@ -868,6 +927,18 @@ class RestApp:
         )
 
     def __call__(self, environ, start_response):
+        try:
+            status, body = self._answer(environ)
+        except Exception:  # the last resort: every request gets an answer
+            log.exception(
+                "answering %s %s failed", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
+            )
+            status, body = 500, json.dumps({"error": "Internal error"})
+        return Response(body, status=status, mimetype="application/json")(environ, start_response)
+
+    def _answer(self, environ) -> tuple[int, str]:
+        """(HTTP status, JSON body) for one request; exceptions are turned into error bodies,
+        with the traceback of unexpected ones logged."""
         request = self.request_class(environ)
         try:
             status, payload = self._dispatch(request)
@@ -884,13 +955,13 @@ class RestApp:
             status, payload = 400, {"error": "the request is nested too deeply"}
         except Exception as e:
             log.exception("%s %s failed", request.method, request.path)
-            status, payload = 500, {"error": f"Internal error: {type(e).__name__}: {e}"}
+            status, payload = 500, {"error": f"Internal error: {_describe(e)}"}
         try:
             body = json.dumps(payload)
         except Exception as e:
             log.exception("answer to %s %s not serializable", request.method, request.path)
             status, body = 500, json.dumps({"error": f"Internal error: {type(e).__name__}"})
-        return Response(body, status=status, mimetype="application/json")(environ, start_response)
+        return status, body
 
     def _servable(self, args: dict) -> Servable:
         if "label" in args:  # version labels need a model config file; we have none
@@ -980,16 +1051,18 @@ def _version(model_spec) -> int | None:
 
 
 def _abort_on_error(method):
-    """ServingErrors abort with their code; anything else with INTERNAL and its message."""
+    """ServingErrors abort with their code; anything else with INTERNAL and its message (the
+    traceback is logged). Messages are made valid UTF-8 first: gRPC must encode them."""
 
     def wrapper(self, request, context):
         try:
             return method(self, request, context)
         except ServingError as e:
-            context.abort(e.code, e.message)
+            code, message = e.code, e.message
         except Exception as e:
             log.exception("gRPC %s failed", method.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
+            code, message = grpc.StatusCode.INTERNAL, _describe(e)
+        context.abort(code, message.encode("utf-8", "backslashreplace").decode("utf-8"))
 
     return wrapper
 

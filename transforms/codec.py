@@ -6,10 +6,15 @@ An absent optional value travels as the registry's dense marker (NaN or "", see
 features.MISSING_MARKERS) in predict requests, and as an absent feature in tf.Examples
 (classify requests). Rows and columns need only NumPy; the tf.Example and TensorProto
 helpers import TensorFlow when called.
+
+Non-finite numbers (NON_FINITE_RULES; the serving signatures in models/export.py enforce the
+same rules): a required float feature must be finite; an optional one may be NaN, which means
+absent exactly like a left-out value, but never +Inf or -Inf.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -19,10 +24,25 @@ from transforms import features as F
 from transforms.features import is_missing, missing_value
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+NON_FINITE_RULES: dict[bool, str] = {
+    False: "a required number must be finite (NaN, Infinity and -Infinity are invalid)",
+    True: "an optional number may be NaN, meaning absent, but Infinity and -Infinity are invalid",
+}
+"""Feature.optional -> the rule for float values that are not finite, as error messages (the
+client's and the signatures') state it."""
 
 
 class InvalidRow(ValueError):
     """A row that cannot become a request; the message names the row and the feature."""
+
+
+def _non_finite(feature: F.Feature, value: Any, where: str) -> InvalidRow:
+    return InvalidRow(
+        f"{where}: feature {feature.name!r} is {value!r}; {NON_FINITE_RULES[feature.optional]}"
+    )
 
 
 def _coerce(feature: F.Feature, value: Any, where: str) -> Any:
@@ -38,11 +58,21 @@ def _coerce(feature: F.Feature, value: Any, where: str) -> Any:
                 raise TypeError
             number = int(value)
         else:
-            return float(value)
+            number = float(value)
     except (TypeError, ValueError, OverflowError):
         raise InvalidRow(
             f"{where}: feature {feature.name!r} expects {feature.dtype.__name__}, got {value!r}"
         ) from None
+    if feature.dtype is float:
+        if math.isnan(number) and feature.optional:
+            return missing_value(feature)  # e.g. "nan" in a CSV cell, or a NumPy float32 NaN
+        if not math.isfinite(number):  # "inf", "1e400", float("-inf")
+            raise _non_finite(feature, value, where)
+        if abs(number) > _FLOAT32_MAX:  # finite here, +/-Inf once a float32
+            raise InvalidRow(
+                f"{where}: feature {feature.name!r} is a float32; {value!r} is out of range"
+            )
+        return number
     if not _INT64_MIN <= number <= _INT64_MAX:
         raise InvalidRow(
             f"{where}: feature {feature.name!r} is an int64; {value!r} is out of range"
@@ -52,8 +82,13 @@ def _coerce(feature: F.Feature, value: Any, where: str) -> Any:
 
 def columns_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, np.ndarray]:
     """Rows of raw values (numbers may be numeric strings, as in CSV) -> one array per
-    feature. Absent or empty optional values become the missing marker; a required feature
-    that is absent, or a value of the wrong type, raises InvalidRow naming both."""
+    feature (float32 / int64 / object [rows]).
+
+    Absent, None, "" or NaN optional values become the missing marker. Raises InvalidRow naming
+    the row and the feature for: no rows, a row that is not a mapping, an unknown key, a
+    required feature that is absent (or NaN), a value of the wrong type, an int beyond int64,
+    a float beyond float32, and a float that breaks NON_FINITE_RULES (+/-Inf anywhere, NaN
+    where required)."""
     columns: dict[str, list] = {f.name: [] for f in F.FEATURES}
     count = 0
     for index, row in enumerate(rows):
@@ -69,6 +104,8 @@ def columns_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, np.ndarray
         for feature in F.FEATURES:
             value = row.get(feature.name)
             if is_missing(feature, value):
+                if not feature.optional and isinstance(value, float):  # NaN, not absent
+                    raise _non_finite(feature, value, f"row {index}")
                 if not feature.optional:
                     raise InvalidRow(
                         f"row {index}: required feature {feature.name!r} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 
 import numpy as np
@@ -22,6 +23,7 @@ from models.constants import (
 )
 from pipeline import data
 from serving import contract
+from transforms import codec
 from transforms import features as F
 
 pytestmark = pytest.mark.component
@@ -111,3 +113,67 @@ def test_classify_scores_are_the_predicted_probabilities(saved_model_dir, record
     assert classes[0].tolist() == [c.encode() for c in F.LABEL_CLASSES]
     np.testing.assert_allclose(scores[:, 1], expected, atol=1e-6)
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-6)
+
+
+# --- Non-finite numbers (codec.NON_FINITE_RULES), enforced by every signature ------------------
+
+FLOATS = [f for f in F.FEATURES if f.dtype is float]
+
+
+def _examples_with(records, feature: str, value: float | None) -> tf.Tensor:
+    """records[:3] as serialized tf.Examples, row 1's `feature` set to [value] (None: absent)."""
+    examples = [tf.train.Example.FromString(r) for r in records[:3]]
+    examples[1].features.feature.pop(feature, None)
+    if value is not None:
+        examples[1].features.feature[feature].float_list.value.append(value)
+    return tf.constant([e.SerializeToString() for e in examples])
+
+
+def _by_signature(loaded, columns, examples) -> dict:
+    """Signature key -> a call of it on the same three rows."""
+    return {
+        PREDICT_SIGNATURE: lambda: loaded.signatures[PREDICT_SIGNATURE](
+            **{k: tf.constant(v) for k, v in columns.items()}
+        ),
+        EXAMPLES_SIGNATURE: lambda: loaded.signatures[EXAMPLES_SIGNATURE](examples=examples),
+        CLASSIFY_SIGNATURE: lambda: loaded.signatures[CLASSIFY_SIGNATURE](inputs=examples),
+        TRANSFORM_SIGNATURE: lambda: loaded.signatures[TRANSFORM_SIGNATURE](examples=examples),
+    }
+
+
+def test_every_signature_refuses_non_finite_values_naming_the_feature_row_and_value(
+    saved_model_dir, records
+):
+    loaded = tf.saved_model.load(str(saved_model_dir))
+    base = codec.columns_from_examples(records[:3])
+    checked = 0
+    for feature in FLOATS:
+        invalid = [math.inf, -math.inf] + ([] if feature.optional else [math.nan])
+        for value in invalid:
+            columns = {k: v.copy() for k, v in base.items()}
+            columns[feature.name][1] = value
+            examples = _examples_with(records, feature.name, value)
+            for key, call in _by_signature(loaded, columns, examples).items():
+                with pytest.raises(tf.errors.InvalidArgumentError) as error:
+                    call()
+                message = error.value.message
+                assert f"Invalid value for feature {feature.name}: " in message, (key, message)
+                assert codec.NON_FINITE_RULES[feature.optional] in message
+                assert f"[rows:] [1] [values:] [{value}]" in message, (key, message)
+                checked += 1
+    assert checked == 4 * sum(2 if f.optional else 3 for f in FLOATS)
+
+
+def test_nan_in_an_optional_feature_means_absent_in_every_signature(saved_model_dir, records):
+    loaded = tf.saved_model.load(str(saved_model_dir))
+    columns = codec.columns_from_examples(records[:3])
+    for feature in (f for f in FLOATS if f.optional):
+        nan = _by_signature(loaded, columns, _examples_with(records, feature.name, math.nan))
+        absent = _by_signature(loaded, columns, _examples_with(records, feature.name, None))
+        for key in (EXAMPLES_SIGNATURE, CLASSIFY_SIGNATURE, TRANSFORM_SIGNATURE):
+            got, expected = nan[key](), absent[key]()
+            for name in expected:
+                np.testing.assert_array_equal(got[name].numpy(), expected[name].numpy())
+        indicator = F.missing_indicator_name(feature.name)
+        if indicator in expected:
+            assert expected[indicator].numpy()[1] == 1.0

@@ -194,6 +194,27 @@ def test_rows_that_cannot_be_encoded_are_refused_before_sending():
     assert session.calls == []
 
 
+@pytest.mark.parametrize(
+    "feature, value",
+    [
+        ("distance", float("nan")),
+        ("distance", float("inf")),
+        ("distance", "-inf"),
+        ("plane_age", float("inf")),
+        ("plane_age", float("-inf")),
+        ("wind_gust", "1e400"),
+    ],
+)
+def test_non_finite_numbers_are_refused_before_sending_naming_the_feature(feature, value):
+    session = _StubSession()
+    client = _client(session)
+    rows = [_row(), dict(_row(), **{feature: value})]
+    for send in (client.predict, lambda r: client.predict(r, columnar=True), client.classify):
+        with pytest.raises(codec.InvalidRow, match=f"row 1: feature '{feature}' is "):
+            send(rows)
+    assert session.calls == []
+
+
 def test_requests_share_one_kept_alive_connection():
     peers = []
 

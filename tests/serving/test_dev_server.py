@@ -10,17 +10,20 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import logging
+import math
 import pathlib
 import re
 import threading
 import time
+from typing import Any
 
 import grpc
 import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from models.constants import (
     CLASSIFY_METHOD,
@@ -625,6 +628,293 @@ def test_bad_grpc_requests_get_invalid_argument_and_name_the_input(
     assert "input size does not match signature: 28!=29" in error.value.details()
     assert "Missing but required: {distance}." in error.value.details()
     np.testing.assert_allclose(grpc_client.predict(rows[:1]), expected[:1], atol=1e-5)
+
+
+# --- The bad-input matrix: missing, extra, mistyped, non-finite, huge, unicode, empty, size ----
+
+
+@pytest.fixture(scope="module")
+def stub(server):
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+    yield prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    channel.close()
+
+
+def _grpc(call, request) -> tuple[grpc.StatusCode, Any]:
+    """(OK, response) or (the error's code, its details)."""
+    try:
+        return grpc.StatusCode.OK, call(request, timeout=30)
+    except grpc.RpcError as e:
+        return e.code(), e.details()
+
+
+def _grpc_predict(stub, columns: dict, **replaced) -> tuple[grpc.StatusCode, Any]:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL
+    for key, proto in codec.tensor_protos(columns).items():
+        request.inputs[key].CopyFrom(proto)
+    for key, proto in replaced.items():
+        request.inputs[key].CopyFrom(proto)
+    return _grpc(stub.Predict, request)
+
+
+def _grpc_classify(stub, examples: list) -> tuple[grpc.StatusCode, Any]:
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = MODEL
+    request.model_spec.signature_name = CLASSIFY_SIGNATURE
+    request.input.example_list.examples.extend(examples)
+    return _grpc(stub.Classify, request)
+
+
+def _examples(rows: list[dict], **features) -> list:
+    """Rows as tf.Examples (absent values left out); each feature=(kind, values) replaces the
+    feature in the last example (kind "float", "int64", "bytes"; None removes it)."""
+    examples = codec.examples_from_columns(codec.columns_from_rows(rows))
+    last = examples[-1].features.feature
+    for name, replacement in features.items():
+        last.pop(name, None)
+        if replacement is not None:
+            kind, values = replacement
+            getattr(last[name], f"{kind}_list").value.extend(values)
+    return examples
+
+
+def _json_with(body: dict, literal: str) -> bytes:
+    """`body` as JSON with the string "__VALUE__" replaced by a raw JSON literal (NaN, 1e400)."""
+    return json.dumps(body).replace('"__VALUE__"', literal).encode()
+
+
+@pytest.mark.parametrize("form", ["rows", "columns", "classify"])
+@pytest.mark.parametrize(
+    "feature, literal, shown",
+    [
+        ("distance", "NaN", "[values:] [nan]"),
+        ("distance", "Infinity", "[values:] [inf]"),
+        ("distance", "-Infinity", "[values:] [-inf]"),
+        ("distance", "1e400", "Number too big to be stored in double: 1e400"),
+        ("plane_age", "Infinity", "[values:] [inf]"),
+        ("plane_age", "-Infinity", "[values:] [-inf]"),
+        ("wind_gust", "-1e400", "Number too big to be stored in double: -1e400"),
+    ],
+)
+def test_non_finite_numbers_get_a_400_naming_the_feature_and_the_value(
+    server, rest, rows, expected, form, feature, literal, shown
+):
+    if form == "rows":
+        path, body = PREDICT, {"instances": [rows[0], dict(rows[1], **{feature: "__VALUE__"})]}
+    elif form == "columns":
+        columns = {k: [rows[0][k], rows[1][k]] for k in rows[0]}
+        columns[feature][1] = "__VALUE__"
+        path, body = PREDICT, {"inputs": columns}
+    else:
+        examples = [_classify_example(rows[0]), _classify_example(rows[1])]
+        examples[1][feature] = "__VALUE__"
+        path, body = CLASSIFY, {"signature_name": CLASSIFY_SIGNATURE, "examples": examples}
+    code, answer = _post(server, path, _json_with(body, literal))
+    assert code == 400, answer
+    assert feature in answer["error"] and shown in answer["error"]
+    if "[values:]" in shown:  # refused by the signature's own check, as behind TF Serving
+        assert f"Invalid value for feature {feature}: " in answer["error"]
+        assert "[rows:] [1]" in answer["error"]
+    np.testing.assert_allclose(rest.predict(rows[:2]), expected[:2], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "feature, value",
+    [
+        ("distance", math.nan),
+        ("distance", math.inf),
+        ("origin_day_flights", -math.inf),
+        ("plane_age", math.inf),
+        ("precip_12h", -math.inf),
+    ],
+)
+def test_non_finite_numbers_get_invalid_argument_over_grpc_and_clients_refuse_them(
+    stub, grpc_client, rest, rows, feature, value
+):
+    columns = codec.columns_from_rows(rows[:2])
+    columns[feature][1] = value
+    code, details = _grpc_predict(stub, columns)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"Invalid value for feature {feature}: " in details
+    assert f"[rows:] [1] [values:] [{value}]" in details
+    code, details = _grpc_classify(stub, _examples(rows[:2], **{feature: ("float", [value])}))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"Invalid value for feature {feature}: " in details
+    assert f"[rows:] [1] [values:] [{value}]" in details
+    bad = [rows[0], dict(rows[1], **{feature: value})]
+    for send in (grpc_client.predict, grpc_client.classify, rest.predict, rest.classify):
+        with pytest.raises(codec.InvalidRow, match=f"row 1: feature '{feature}' is "):
+            send(bad)  # refused before sending: a server's refusal would be a ServingError
+
+
+def test_nan_in_an_optional_feature_means_absent_in_every_request_format(server, stub, rows):
+    absent = _classify_example(rows[0])
+    absent.pop("plane_age", None)
+    request = {"signature_name": CLASSIFY_SIGNATURE, "examples": [absent]}
+    code, answer = _post(server, CLASSIFY, request)
+    assert code == 200
+    (reference,) = answer["results"]
+    request["examples"] = [dict(absent, plane_age="__VALUE__")]
+    code, answer = _post(server, CLASSIFY, _json_with(request, "NaN"))
+    assert (code, answer["results"]) == (200, [reference])  # before: NaN was used as a value
+    nan_row = dict(rows[0], plane_age=math.nan)
+    code, answer = _post(server, PREDICT, {"instances": [nan_row]})
+    assert code == 200
+    np.testing.assert_allclose(answer["predictions"], [reference[1][1]], atol=1e-5)
+    code, response = _grpc_classify(stub, _examples([nan_row], plane_age=("float", [math.nan])))
+    assert code == grpc.StatusCode.OK
+    score = response.result.classifications[0].classes[1].score
+    assert np.float32(score) == np.float32(reference[1][1])  # the same float32
+
+
+def test_classify_parse_errors_over_grpc_carry_the_first_useful_line(stub, rows):
+    code, details = _grpc_classify(stub, _examples(rows[:1], distance=("int64", [1000])))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details == (
+        "Name: <unknown>, Key: distance, Index: 0.  Data types don't match. "
+        "Data type: int64 but expected type: float"
+    )
+    code, details = _grpc_classify(stub, _examples(rows[:1], carrier=None))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details == (
+        "Name: <unknown>, Feature: carrier (data type: string) is required but could not be found."
+    )
+
+
+def test_extra_features_are_refused_where_tf_serving_refuses_them(server, stub, rows, expected):
+    # Predict: an input the signature lacks is refused (rows, gRPC) or ignored (columns, tested
+    # above); Classify: tf.Example parsing reads only the model's features, as behind TF Serving.
+    code, answer = _post(
+        server,
+        CLASSIFY,
+        {
+            "signature_name": CLASSIFY_SIGNATURE,
+            "examples": [dict(_classify_example(rows[0]), colour="red")],
+        },
+    )
+    assert code == 200
+    np.testing.assert_allclose(answer["results"][0][1][1], expected[0], atol=1e-5)
+    extra = tf.make_tensor_proto(["red"])
+    code, details = _grpc_predict(stub, codec.columns_from_rows(rows[:1]), colour=extra)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "Sent extra: {colour}" in details
+    code, response = _grpc_classify(stub, _examples(rows[:1], colour=("bytes", [b"red"])))
+    assert code == grpc.StatusCode.OK
+    assert response.result.classifications[0].classes[1].score == pytest.approx(
+        expected[0], abs=1e-5
+    )
+
+
+def test_an_empty_batch_is_refused_in_every_format(server, stub, rows):
+    empty = "No values in the request: the inputs have batch size 0"
+    for path, body, message in (
+        (PREDICT, {"instances": []}, "No values in 'instances' array"),
+        (PREDICT, {"inputs": {k: [] for k in rows[0]}}, empty),
+        (PREDICT, {"signature_name": EXAMPLES_SIGNATURE, "instances": []}, "No values in"),
+        (PREDICT, {"signature_name": EXAMPLES_SIGNATURE, "inputs": []}, empty),
+        (CLASSIFY, {"examples": []}, "'examples' value is an empty array"),
+    ):
+        code, answer = _post(server, path, body)
+        assert (code, message in answer["error"]) == (400, True), (body, answer)
+    columns = {k: v[:0] for k, v in codec.columns_from_rows(rows[:1]).items()}
+    code, details = _grpc_predict(stub, columns)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and empty in details
+    code, details = _grpc_classify(stub, [])
+    assert (code, details) == (grpc.StatusCode.INVALID_ARGUMENT, "Input is empty.")
+
+
+@pytest.mark.parametrize(
+    "path, body, message",
+    [
+        (PREDICT, b'{"instances": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", "nested too deeply"),
+        (PREDICT, b'{"inputs": ' + b'{"a": ' * 10_000 + b"1" + b"}" * 10_000 + b"}", "deeply"),
+        (CLASSIFY, b'{"examples": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", "nested too deeply"),
+        ("row-value", 900, "input 'distance': JSON value nested 900 lists deep"),
+        ("column", 900, "input 'distance': JSON value nested 900 lists deep"),
+        ("row-value", 32, "input 'distance': JSON value nested 32 lists deep"),
+    ],
+    ids=["10k-lists", "10k-objects", "10k-lists-classify", "900-in-a-row", "900-in-a-column", "32"],
+)
+def test_deeply_nested_json_gets_a_400(server, rest, rows, expected, path, body, message):
+    if path in ("row-value", "column"):
+        nested = "[" * body + "1.0" + "]" * body
+        if path == "row-value":
+            data = {"instances": [dict(rows[0], distance="__VALUE__")]}
+        else:
+            data = {"inputs": {k: [v] for k, v in rows[0].items()} | {"distance": "__VALUE__"}}
+        path, body = PREDICT, _json_with(data, nested)
+    code, answer = _post(server, path, body)
+    assert code == 400 and message in answer["error"], answer
+    np.testing.assert_allclose(rest.predict(rows[:1]), expected[:1], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"instances": [{"\ud800": 1.0}]}, 'key: JSON Value: "\\ud800" is not valid UTF-8'),
+        (
+            {"examples": [{"\ud800": 1.0}]},
+            "'examples' element 0: feature name: JSON Value: \"\\ud800\" is not valid UTF-8",
+        ),
+        (
+            {"signature_name": "\ud800", "instances": [1]},
+            "'signature_name': JSON Value: \"\\ud800\" is not valid UTF-8",
+        ),
+    ],
+    ids=["row-key", "feature-name", "signature-name"],
+)
+def test_lone_surrogates_in_names_get_a_400(server, body, message):
+    path = CLASSIFY if "examples" in body else PREDICT
+    code, answer = _post(server, path, body)  # json.dumps writes "\ud800" as its escape
+    assert code == 400 and message in answer["error"], answer
+
+
+def test_a_columnar_int_beyond_int64_gets_a_400_naming_the_input(server, rows):
+    columns = {k: [v] for k, v in dict(rows[0], sched_dep_time=2**63).items()}
+    code, answer = _post(server, PREDICT, {"inputs": columns})
+    assert code == 400
+    assert (
+        "JSON Value: 9223372036854775808 Type: Number is not of expected type: int64"
+        in (answer["error"])
+    )
+    assert "(input 'sched_dep_time' of 'inputs')" in answer["error"]
+
+
+def test_an_oversized_grpc_request_is_refused_stating_the_limit(stub, grpc_client, rows, expected):
+    big = tf.make_tensor_proto([b"x" * (LIMIT + 1000)])
+    code, details = _grpc_predict(stub, codec.columns_from_rows(rows[:1]), carrier=big)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f"vs. {LIMIT})" in details
+    np.testing.assert_allclose(grpc_client.predict(rows[:1]), expected[:1], atol=1e-5)
+
+
+def test_an_exception_that_cannot_even_be_printed_still_gets_a_json_answer(
+    server, rest, grpc_client, rows, expected, monkeypatch, caplog
+):
+    class Unprintable(Exception):
+        def __str__(self):
+            raise RuntimeError("__str__ failed too")
+
+    def boom(*args, **kwargs):
+        raise Unprintable()
+
+    monkeypatch.setattr(dev_server, "predict", boom)
+    with caplog.at_level(logging.ERROR, logger="serving.dev_server"):
+        response = requests.post(
+            f"http://127.0.0.1:{server.rest_port}{PREDICT}",
+            data=json.dumps({"instances": rows[:1]}),
+            timeout=30,
+        )
+        with pytest.raises(ServingError) as error:
+            grpc_client.predict(rows[:1])
+    assert response.status_code == 500
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json() == {"error": "Internal error: Unprintable"}
+    assert (error.value.status, error.value.message) == (grpc.StatusCode.INTERNAL, "Unprintable")
+    tracebacks = [r for r in caplog.records if r.exc_info and r.exc_info[0] is Unprintable]
+    assert len(tracebacks) == 2  # one per protocol, traceback included
+    monkeypatch.undo()
+    np.testing.assert_allclose(rest.predict(rows[:1]), expected[:1], atol=1e-5)
 
 
 # --- Versions ----------------------------------------------------------------------------------
