@@ -14,6 +14,7 @@ the SavedModel is tested, and checked again for every published model.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import tensorflow as tf
@@ -22,6 +23,16 @@ import tensorflow_transform as tft
 from transforms import encoding
 from transforms import features as F
 from transforms.encoding import Column
+
+_INVERSE_OF_5 = -3689348814741910323
+"""5 * _INVERSE_OF_5 == 1 in int64 arithmetic (mod 2**64): exact division by 5 of a multiple
+of 5, with TFLite's int64 Mul."""
+
+_RADIANS_PER_MINUTE = np.float32(2 * math.pi) * (
+    np.float32(1) / np.float32(encoding.MINUTES_PER_DAY)
+)
+"""encoding.clock_angle's factor as float32 constants folded by TF's graph optimizer
+(2 pi times the float32 reciprocal of MINUTES_PER_DAY)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,9 +165,13 @@ class BuiltinTransform(tf.Module):
         self._int_tables[key] = tf.constant(matrix)
 
     def _lookup_int(self, key: str, x: tf.Tensor) -> tf.Tensor:
+        """int64 [batch] ids of int32 or int64 [batch] values `x`; values beyond the table
+        (any int64, compared in its own dtype) get the OOV bucket."""
         table, top = self._int_tables[key], self._int_tops[key]
         in_range = tf.logical_and(x >= 0, x <= top)
-        return tf.gather(table, tf.where(in_range, x, tf.fill(tf.shape(x), top + 1)))
+        return tf.gather(
+            table, tf.where(in_range, x, tf.fill(tf.shape(x), tf.cast(top + 1, x.dtype)))
+        )
 
     # encoding.Encoder
     def vocabulary_ids(self, key, column, dtype, top_k=None):
@@ -181,14 +196,49 @@ class BuiltinTransform(tf.Module):
         scaled = z.at_anchor + z.scale * (x - z.anchor)
         return tf.where(present, scaled, z.missing) if feature.optional else scaled
 
+    def _clock_column(self, feature: F.Feature, x: tf.Tensor) -> tf.Tensor:
+        """int32 [batch] stand-in of a CLOCK feature's int64 [batch] values for encode(),
+        whose clock_parts needs FloorDiv, a kernel TFLite has for int32 only: x itself where
+        its hour is a vocabulary position (0..top), else -100 (hour -1: the OOV bucket, as
+        Transform's lookup of any hour not in the vocabulary). Never a wrapped cast: 2**32 +
+        1730 is not 17:30. The angle of such a value is `_clock_angle`'s."""
+        top = self._int_tops[F.clock_hour_key(feature.name)]
+        in_table = tf.logical_and(x >= 0, x <= 100 * top + 99)
+        return tf.cast(tf.where(in_table, x, tf.constant(-100, tf.int64)), tf.int32)
+
+    @staticmethod
+    def _clock_angle(x: tf.Tensor) -> tf.Tensor:
+        """float32 [batch] encoding.clock_angle of encoding.clock_parts(x), for any int64
+        [batch] x, as the SavedModel computes it, in TFLite builtins (int64 FloorMod, Sub, Mul;
+        TFLite has no int64 FloorDiv).
+
+        hour * 60 + minute, with Transform's int64 wrap-around, is (x - minute) / 5 * 3 +
+        minute, and (x - minute) is a multiple of 100, so / 5 is exact as * the inverse of 5
+        mod 2**64. The angle is that count in float32 times _RADIANS_PER_MINUTE, the form TF's
+        graph optimizer gives clock_angle's `2 pi * m / 1440` in the SavedModel: beyond a day
+        the angle is large and one float32 ulp of it changes its sine, so the rounding must be
+        the SavedModel's."""
+        minute = tf.math.floormod(x, tf.constant(100, tf.int64))
+        minutes = (x - minute) * tf.constant(_INVERSE_OF_5, tf.int64) * 3 + minute
+        return tf.cast(minutes, tf.float32) * _RADIANS_PER_MINUTE
+
     def __call__(self, raw: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Raw [batch] tensors by feature (float32, int64, string) -> the transformed
+        features. Every int64 value is taken as Transform takes it (no int32 wrap): an int
+        categorical beyond its vocabulary gets the OOV bucket, a clock beyond 0..2399 the
+        OOV hour and the angle Transform computes."""
         columns = {}
         for feature in F.FEATURES:
             x = raw[feature.name]
             present = encoding.present_mask(feature, x)
             if feature.dtype is float:  # NaN would survive the arithmetic of unused branches
                 x = tf.where(present, x, 0.0)
-            elif feature.dtype is int:  # TFLite's integer kernels (floordiv, gather) are int32
-                x = tf.cast(x, tf.int32)
+            elif feature.kind is F.Kind.CLOCK:
+                x = self._clock_column(feature, x)
             columns[feature.name] = Column(x, present)
-        return encoding.encode(columns, self)
+        out = encoding.encode(columns, self)
+        for feature in F.of_kind(F.Kind.CLOCK):
+            angle = self._clock_angle(raw[feature.name])
+            sin_name, cos_name = F.clock_names(feature.name)
+            out[sin_name], out[cos_name] = tf.sin(angle), tf.cos(angle)
+        return out

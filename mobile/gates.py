@@ -1,8 +1,12 @@
 """Measure every TFLite variant in tflite-runtime and decide which may be published.
 
 float32 must equal the SavedModel (parity within `float32_tolerance` on at least
-`min_parity_rows` eval rows); a quantized variant may lose at most `auc_tolerance` eval AUC.
-A variant that fails to convert, does not run, or misses its gate is reported, not published.
+`min_parity_rows` eval rows and on the range probes); a quantized variant must stay within
+`probe_tolerance` of the SavedModel on the range probes (eval rows with one feature at an end
+of its plausible range, quantize.range_probes: rare real values such as 1.43 in of rain or a
+4-engine plane, which an AUC over ordinary rows does not see) and may lose at most
+`auc_tolerance` eval AUC. A variant that fails to convert, does not run, or misses its gate is
+reported, not published.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ class VariantResult:
     size_bytes: int | None = None
     auc: float | None = None
     accuracy: float | None = None
-    max_abs_diff: float | None = None
+    max_abs_diff: float | None = None  # |variant - SavedModel| probability on eval rows
     mean_abs_diff: float | None = None
+    probe_max_abs_diff: float | None = None  # the same on the range probes
+    probe_worst: str | None = None  # the probe where it is largest, e.g. "precip_4h = 20 (max)"
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None
 
@@ -95,19 +101,23 @@ def _measure(
 ) -> tuple[list[VariantResult], dict]:
     columns = codec.columns_from_examples(eval_examples)
     labels = _labels(eval_examples)
-    reference = (
-        tf.saved_model.load(model_dir)
-        .signatures[PREDICT_SIGNATURE](**{k: tf.constant(v) for k, v in columns.items()})[
-            OUTPUT_KEY
-        ]
-        .numpy()
+    saved_model = tf.saved_model.load(model_dir).signatures[PREDICT_SIGNATURE]
+    reference = _predict(saved_model, columns)
+    probes, probe_labels = quantize.range_probes(
+        columns, quantize.stratified_rows(columns, config.probe_rows)
     )
+    probe_reference = _predict(saved_model, probes)
     baseline = {
         "auc": _auc(labels, reference),
         "rows": len(labels),
         "accuracy": float(np.mean((reference >= 0.5) == labels)),
+        "probe_rows": len(probe_labels),
     }
-    representative = codec.columns_from_examples(representative_examples)
+    representative = quantize.representative_columns(
+        codec.columns_from_examples(representative_examples),
+        config.calibration_rows,
+        config.calibration_probe_rows,
+    )
 
     results = []
     for name, quantizer in quantizers.items():
@@ -123,6 +133,7 @@ def _measure(
         result.size_bytes = len(model)
         try:
             scores = runtime.predict(model, columns)
+            probe_scores = runtime.predict(model, probes)
             result.latency_p50_ms, result.latency_p99_ms = runtime.latency_ms(
                 model, columns, config.latency_runs
             )
@@ -131,10 +142,19 @@ def _measure(
             continue
         diff = np.abs(scores.astype(np.float64) - reference)
         result.max_abs_diff, result.mean_abs_diff = float(diff.max()), float(diff.mean())
+        probe_diff = np.abs(probe_scores.astype(np.float64) - probe_reference)
+        result.probe_max_abs_diff = float(probe_diff.max())
+        result.probe_worst = probe_labels[int(probe_diff.argmax())]
         result.auc = _auc(labels, scores)
         result.accuracy = float(np.mean((scores >= 0.5) == labels))
         result.published, result.reason = gate(name, result, baseline, config)
     return results, baseline
+
+
+def _predict(signature, columns: dict[str, np.ndarray]) -> np.ndarray:
+    """float64 [rows] probabilities of the SavedModel's PREDICT_SIGNATURE for raw columns."""
+    outputs = signature(**{k: tf.constant(v) for k, v in columns.items()})
+    return outputs[OUTPUT_KEY].numpy().astype(np.float64)
 
 
 def _first_line(error: Exception) -> str:
@@ -158,11 +178,27 @@ def gate(
                 f"differs from the SavedModel by up to {result.max_abs_diff:.2e} "
                 f"(> {config.float32_tolerance:.0e})"
             )
+        if result.probe_max_abs_diff > config.float32_tolerance:
+            return False, (
+                f"differs from the SavedModel by up to {result.probe_max_abs_diff:.2e} "
+                f"(> {config.float32_tolerance:.0e}) at {result.probe_worst}"
+            )
         return True, (
             f"matches the SavedModel within {result.max_abs_diff:.1e} on "
-            f"{baseline['rows']} eval rows"
+            f"{baseline['rows']} eval rows and {result.probe_max_abs_diff:.1e} on "
+            f"{baseline['probe_rows']} range probes"
+        )
+    if result.probe_max_abs_diff > config.probe_tolerance:
+        return False, (
+            f"saturates at the ends of the plausible ranges: differs from the SavedModel by "
+            f"up to {result.probe_max_abs_diff:.3f} at {result.probe_worst} (> the tolerance "
+            f"{config.probe_tolerance})"
         )
     drop = baseline["auc"] - result.auc
     if drop > config.auc_tolerance:
         return False, f"AUC drop {drop:.4f} exceeds the tolerance {config.auc_tolerance}"
-    return True, f"AUC drop {drop:+.4f} within the tolerance {config.auc_tolerance}"
+    return True, (
+        f"AUC drop {drop:+.4f} within the tolerance {config.auc_tolerance}; within "
+        f"{result.probe_max_abs_diff:.3f} of the SavedModel on {baseline['probe_rows']} range "
+        f"probes"
+    )

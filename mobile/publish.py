@@ -1,6 +1,6 @@
 """What a mobile team receives: `<mobile base>/<serving version>/` with the accepted
-variants, labels.txt, contract.json (the input contract) and metrics.json, published
-atomically with serving.push.publish."""
+variants, labels.txt, contract.json (the input contract) and metrics.json, published with the
+serving version by serving.push.publish (both or neither)."""
 
 from __future__ import annotations
 
@@ -15,19 +15,18 @@ from mobile.gates import VariantResult
 from mobile.runtime import file_name
 from models.constants import MODEL_NAME, OUTPUT_KEY, PREDICT_SIGNATURE
 from serving import push
+from transforms import codec
 from transforms import features as F
 
 CONTRACT_FILE = "contract.json"
+METRICS_FILE = "metrics.json"
+LABELS_FILE = "labels.txt"
 
 
-def contract(
-    tf_transform_output: tft.TFTransformOutput,
-    version: int,
-    data_span: str,
-    model_fingerprint: str | None = None,
-) -> dict:
+def contract(tf_transform_output: tft.TFTransformOutput, data_span: str) -> dict:
     """What a mobile app must feed and what it gets back; vocabularies from the transform.
-    `model_fingerprint` (serving.push.fingerprint of the SavedModel the variants come from)
+    `version`, `model_fingerprint` and `model_uri` are None until `folder` publishes it: the
+    serving version, and the SavedModel the variants come from (serving.push.identity), which
     makes a re-publication of the same model recognisable."""
     inputs = []
     for f in F.FEATURES:
@@ -44,6 +43,12 @@ def contract(
             vocabulary = [v.decode() for v in tf_transform_output.vocabulary_by_name(f.name)]
             entry["vocabulary"] = [v for v in vocabulary if v != F.MISSING_CATEGORY]
             entry["out_of_vocabulary"] = "accepted; shares one bucket with all unseen values"
+        if f.dtype is float:  # the serving side's rule; a TFLite interpreter does not check
+            entry["non_finite"] = {
+                "nan": "absent (the missing marker)" if f.optional else "invalid",
+                "infinity": "invalid",
+                "rule": codec.NON_FINITE_RULES[f.optional],
+            }
         if f.min_value is not None or f.max_value is not None:
             entry["plausible_range"] = [f.min_value, f.max_value]
         if f.kind is F.Kind.CLOCK:
@@ -53,8 +58,9 @@ def contract(
         inputs.append(entry)
     return {
         "model": MODEL_NAME,
-        "version": version,
-        "model_fingerprint": model_fingerprint,
+        "version": None,
+        "model_fingerprint": None,
+        "model_uri": None,
         "signature": PREDICT_SIGNATURE,
         "training_data": data_span,
         "inputs": inputs,
@@ -69,6 +75,10 @@ def contract(
         ],
         "labels": list(F.LABEL_CLASSES),
         "batching": "every input has shape [batch]; resize all inputs together",
+        "invalid_values": "the interpreter does not check inputs: a value an input's "
+        "non_finite rule calls invalid must not be fed (the answer would be NaN or "
+        "meaningless; the served model refuses it with INVALID_ARGUMENT, and mobile/runtime.py "
+        "with ValueError naming the feature)",
     }
 
 
@@ -77,43 +87,41 @@ def metrics(results: list[VariantResult], baseline: dict) -> dict:
     return {"savedmodel": baseline, "variants": {r.variant: dataclasses.asdict(r) for r in results}}
 
 
-def published_for(mobile_base: str, version: int, model_fingerprint: str | None) -> str | None:
-    """`<mobile_base>/<version>` when it already holds the variants of the model with this
-    fingerprint (its contract.json says so), else None."""
-    target = os.path.join(mobile_base, str(version))
-    path = os.path.join(target, CONTRACT_FILE)
-    if model_fingerprint is None or not tf.io.gfile.exists(path):
-        return None
+def write(work_dir: str, results: list[VariantResult], baseline: dict, contract_doc: dict) -> None:
+    """metrics.json and contract.json next to the converted variants in `work_dir`, for
+    `folder` to publish."""
+    for name, doc in ((METRICS_FILE, metrics(results, baseline)), (CONTRACT_FILE, contract_doc)):
+        with tf.io.gfile.GFile(os.path.join(work_dir, name), "w") as f:
+            json.dump(doc, f, indent=2)
+
+
+def _read(path: str) -> dict:
     with tf.io.gfile.GFile(path) as f:
-        return target if json.load(f).get("model_fingerprint") == model_fingerprint else None
+        return json.load(f)
 
 
-def publish(
-    results: list[VariantResult],
-    work_dir: str,
-    mobile_base: str,
-    version: int,
-    contract_doc: dict,
-    baseline: dict,
-) -> str | None:
-    """Writes the accepted variants (from `work_dir`) and their documents as
-    `<mobile_base>/<version>/`; returns that directory, or None when no variant passed."""
-    accepted = [r for r in results if r.published]
+def folder(work_dir: str, mobile_base: str) -> push.Folder | None:
+    """The variants in `work_dir` (converted and measured there, documented by `write`) that
+    passed their gate, as a version of `mobile_base` (serving.push.publish): the variants,
+    labels.txt, metrics.json and contract.json with the version and the model's identity.
+    contract.json is the marker and comes last, so a folder without it is incomplete (on an
+    object store, where files are written in place). None when no variant passed.
+
+    Raises tf.errors.NotFoundError when `work_dir` has no metrics.json or contract.json.
+    """
+    metrics_file = os.path.join(work_dir, METRICS_FILE)
+    accepted = [name for name, v in _read(metrics_file)["variants"].items() if v["published"]]
+    template = _read(os.path.join(work_dir, CONTRACT_FILE))
     if not accepted:
         return None
 
-    def fill(staging: str) -> None:
-        for result in accepted:
-            tf.io.gfile.copy(
-                os.path.join(work_dir, file_name(result.variant)),
-                os.path.join(staging, file_name(result.variant)),
-            )
-        for name, text in (
-            ("labels.txt", "\n".join(F.LABEL_CLASSES) + "\n"),
-            (CONTRACT_FILE, json.dumps(contract_doc, indent=2)),
-            ("metrics.json", json.dumps(metrics(results, baseline), indent=2)),
-        ):
-            with tf.io.gfile.GFile(os.path.join(staging, name), "w") as f:
-                f.write(text)
+    def content(version: int, model: dict) -> list[tuple[str, push.Source]]:
+        doc = {**template, "version": version, **model}
+        return [
+            *((file_name(n), os.path.join(work_dir, file_name(n))) for n in accepted),
+            (LABELS_FILE, ("\n".join(F.LABEL_CLASSES) + "\n").encode()),
+            (METRICS_FILE, metrics_file),
+            (CONTRACT_FILE, json.dumps(doc, indent=2).encode()),
+        ]
 
-    return push.publish(mobile_base, fill, version)[1]
+    return push.Folder(mobile_base, CONTRACT_FILE, content)

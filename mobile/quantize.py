@@ -41,7 +41,8 @@ def _dynamic_range(converter, representative) -> bytes:
 
 
 def _full_integer(converter, representative) -> bytes:
-    """Weights and activations int8, calibrated on training rows; lookups (hash tables, id
+    """Weights and activations int8, calibrated on `representative` (representative_columns:
+    stratified training rows and range-end probes); lookups (hash tables, id
     gathers) have no int8 kernels and stay as they are. TF 2.16's quantizer would also emit an
     int8 LOG (opcode version 2), which tflite-runtime 2.14 cannot load, so the calibrated model
     is quantized with LOG left in float (TF's own selective-quantization entry point)."""
@@ -85,6 +86,77 @@ def export_for_conversion(
         module, out_dir, signatures={PREDICT_SIGNATURE: serve.get_concrete_function()}
     )
     return out_dir
+
+
+def range_features() -> tuple[F.Feature, ...]:
+    """The model inputs whose plausible range the registry states (min_value and max_value):
+    numbers, clocks and int categoricals, in registry order (CONTEXT features are not model
+    inputs)."""
+    return tuple(
+        f
+        for f in F.FEATURES
+        if f.kind is not F.Kind.CONTEXT and f.min_value is not None and f.max_value is not None
+    )
+
+
+def stratified_rows(columns: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """int64 indices of min(n, rows) distinct rows of raw `columns` (one [rows] array per
+    feature) that cover every range feature's observed values: for each, the rows at evenly
+    spaced quantiles of its present values (its smallest and largest included, so a rare real
+    maximum such as 1.43 in of rain is in), then evenly spaced rows up to n; sorted."""
+    size = len(columns[F.FEATURES[0].name])
+    features = range_features()
+    per_feature = max(2, n // (2 * len(features)))
+    chosen: dict[int, None] = {}  # insertion-ordered set
+    for feature in features:
+        values = np.asarray(columns[feature.name], np.float64)
+        present = np.flatnonzero(~np.isnan(values))
+        if len(present) == 0:
+            continue
+        ordered = present[np.argsort(values[present], kind="stable")]
+        for q in np.linspace(0, len(ordered) - 1, per_feature).round().astype(int):
+            chosen.setdefault(int(ordered[q]), None)
+    picked = list(chosen)[:n]
+    rest = [i for i in range(size) if i not in chosen]
+    need = min(n, size) - len(picked)
+    if need > 0:
+        picked += [rest[int(i)] for i in np.linspace(0, len(rest) - 1, need).round()]
+    return np.array(sorted(set(picked)), np.int64)
+
+
+def range_probes(
+    columns: dict[str, np.ndarray], base_rows: np.ndarray
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Rows whose features sit at the ends of their plausible range: for every range feature
+    and each end (min_value, max_value), the `base_rows` of raw `columns` with that one feature
+    set to it. Returns the probe columns (len(range_features()) * 2 * len(base_rows) rows,
+    dtypes as `columns`) and, per row, what it probes (e.g. "precip_4h = 20 (max)")."""
+    probes: dict[str, list[np.ndarray]] = {f.name: [] for f in F.FEATURES}
+    labels: list[str] = []
+    for feature in range_features():
+        for end, value in (("min", feature.min_value), ("max", feature.max_value)):
+            for f in F.FEATURES:
+                part = np.asarray(columns[f.name])[base_rows]
+                if f is feature:
+                    part = np.full(len(base_rows), value, F.numpy_dtype(f.dtype))
+                probes[f.name].append(part)
+            labels += [f"{feature.name} = {value:g} ({end})"] * len(base_rows)
+    return {k: np.concatenate(v) for k, v in probes.items()}, labels
+
+
+def representative_columns(
+    columns: dict[str, np.ndarray], rows: int, probe_rows: int
+) -> dict[str, np.ndarray]:
+    """The representative dataset of full-integer quantization, as raw columns: `rows`
+    stratified rows of `columns` (training rows; stratified_rows) followed by the range probes
+    of the first `probe_rows` of them (range_probes), so calibration sees every feature's
+    plausible extremes, not only the values a sample happens to hold."""
+    picked = stratified_rows(columns, rows)
+    probes, _ = range_probes(columns, picked[:probe_rows])
+    return {
+        f.name: np.concatenate([np.asarray(columns[f.name])[picked], probes[f.name]])
+        for f in F.FEATURES
+    }
 
 
 def to_tflite(

@@ -1,5 +1,13 @@
 """Running a variant the way a phone does: tflite-runtime (not TF's bundled interpreter) on
-the model's bytes, so models stored on gs:// work the same as local ones."""
+the model's bytes, so models stored on gs:// work the same as local ones.
+
+A TFLite interpreter checks nothing: fed NaN for a required number or +/-Inf for any number,
+it answers NaN or a meaningless probability. So this reference runner (what the tests, the
+gates and the benchmark feed variants through) applies the serving side's rule first
+(transforms/codec.py NON_FINITE_RULES, also stated per input in contract.json): `feed` raises
+ValueError naming the feature for NaN, +Inf or -Inf in a required float input and for +/-Inf
+in an optional one; NaN in an optional one is its missing marker.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.constants import OUTPUT_KEY, PREDICT_SIGNATURE
+from transforms import codec
 from transforms import features as F
 
 
@@ -30,11 +39,30 @@ def interpreter(model: bytes, threads: int = 1):
     return Interpreter(model_content=model, num_threads=threads)
 
 
+def check_finite(feature: F.Feature, values: np.ndarray) -> None:
+    """Raises ValueError naming `feature`, the first offending rows and their values when
+    [batch] `values` of a float feature break codec.NON_FINITE_RULES: NaN or +/-Inf where the
+    feature is required, +/-Inf where it is optional (there NaN means absent)."""
+    if feature.dtype is not float:
+        return
+    values = np.asarray(values, np.float32)
+    bad = np.isinf(values) if feature.optional else ~np.isfinite(values)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise ValueError(
+            f"feature {feature.name!r}: {codec.NON_FINITE_RULES[feature.optional]}; "
+            f"rows {rows[:5].tolist()} hold {values[rows[:5]].tolist()}"
+        )
+
+
 def feed(columns: dict[str, np.ndarray], rows: slice | int) -> dict[str, np.ndarray]:
-    """Rows of raw columns as the signature's inputs: [batch] arrays, text as bytes."""
+    """Rows of raw columns as the signature's inputs: [batch] arrays, text as bytes.
+
+    Raises ValueError (check_finite) for a non-finite float the contract does not allow."""
     inputs = {}
     for f in F.FEATURES:
         values = np.atleast_1d(columns[f.name][rows])
+        check_finite(f, values)
         inputs[f.name] = (
             np.array([v if isinstance(v, bytes) else v.encode() for v in values], dtype=object)
             if f.dtype is str
@@ -44,9 +72,12 @@ def feed(columns: dict[str, np.ndarray], rows: slice | int) -> dict[str, np.ndar
 
 
 def predict(model: bytes, columns: dict[str, np.ndarray]) -> np.ndarray:
-    """float32 [batch] probabilities of the variant `model` for raw columns."""
-    runner = interpreter(model).get_signature_runner(PREDICT_SIGNATURE)
-    return runner(**feed(columns, slice(None)))[OUTPUT_KEY]
+    """float32 [batch] probabilities of the variant `model` for raw columns (one [batch] array
+    per feature: object bytes/str, int64, float32).
+
+    Raises ValueError naming the feature for non-finite values the contract forbids (feed)."""
+    inputs = feed(columns, slice(None))  # refused before the interpreter answers NaN
+    return interpreter(model).get_signature_runner(PREDICT_SIGNATURE)(**inputs)[OUTPUT_KEY]
 
 
 def latency_ms(model: bytes, columns: dict[str, np.ndarray], runs: int) -> tuple[float, float]:

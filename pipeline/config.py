@@ -64,8 +64,8 @@ class PipelineConfig:
     pipeline_root: str
     landing_root: str  # monthly drops: <landing_root>/<YYYY-MM>/{flights,weather,planes}.csv
     serving_model_dir: str  # Pusher writes <serving_model_dir>/<integer version>/
-    # MobileExport publishes TFLite variants as <mobile_model_dir>/<the same version>/;
-    # None leaves the mobile step out.
+    # The Pusher publishes the TFLite variants MobileExport gated as
+    # <mobile_model_dir>/<the same version>/; None leaves the mobile step out.
     mobile_model_dir: str | None = None
     mobile: MobileConfig = MobileConfig()
     metadata_path: str | None = None  # SQLite ML Metadata; None where the orchestrator has one

@@ -245,27 +245,33 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     infra_validator = LoadAndQueryValidator(
         model=trainer.outputs["model"], examples=evaluation_window.outputs["examples"]
     ).with_id(NodeId.INFRA_VALIDATOR)
-    pusher = AtomicPusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        infra_blessing=infra_validator.outputs["blessing"],
-        base_directory=config.serving_model_dir,
-    ).with_id(NodeId.PUSHER)
-    components += [trainer, baseline_resolver, evaluator, infra_validator, pusher]
+    components += [trainer, baseline_resolver, evaluator, infra_validator]
+    mobile_models = None
     if config.mobile_model_dir:
-        components.append(
-            MobileExport(
-                model=trainer.outputs["model"],
-                transform_graph=transform.outputs["transform_graph"],
-                examples=evaluation_window.outputs["examples"],
-                representative_examples=training_window.outputs["examples"],
-                model_blessing=evaluator.outputs["blessing"],
-                pushed_model=pusher.outputs["pushed_model"],
-                mobile_model_dir=config.mobile_model_dir,
-                data_span=config.data_span,
-                config_json=json.dumps(dataclasses.asdict(config.mobile)),
-            ).with_id(NodeId.MOBILE_EXPORT)
-        )
+        mobile_export = MobileExport(
+            model=trainer.outputs["model"],
+            transform_graph=transform.outputs["transform_graph"],
+            examples=evaluation_window.outputs["examples"],
+            representative_examples=training_window.outputs["examples"],
+            model_blessing=evaluator.outputs["blessing"],
+            infra_blessing=infra_validator.outputs["blessing"],
+            data_span=config.data_span,
+            config_json=json.dumps(dataclasses.asdict(config.mobile)),
+        ).with_id(NodeId.MOBILE_EXPORT)
+        components.append(mobile_export)
+        mobile_models = mobile_export.outputs["mobile_models"]
+    # The variants are converted and gated before the push: the Pusher publishes the serving
+    # version and the variants together, or neither.
+    components.append(
+        AtomicPusher(
+            model=trainer.outputs["model"],
+            model_blessing=evaluator.outputs["blessing"],
+            infra_blessing=infra_validator.outputs["blessing"],
+            base_directory=config.serving_model_dir,
+            mobile_models=mobile_models,
+            mobile_model_dir=config.mobile_model_dir or None,
+        ).with_id(NodeId.PUSHER)
+    )
     if config.resources:
         _set_resources(components, config.resources)
 

@@ -177,12 +177,17 @@ def _evaluation(evaluation_uri: str) -> tuple[dict[str, dict[str, float]], dict]
     return metrics, {"ok": bool(validation.validation_ok), "failures": reasons}
 
 
-def _mobile(artifact) -> dict:
-    """Where the TFLite variants went and, per variant, size, AUC, latency and verdict."""
+def _mobile(artifact, pushed) -> dict:
+    """Where the TFLite variants went (the Pusher publishes them with the serving version) and,
+    per variant, size, AUC, latency and verdict (MobileExport measured them)."""
+    destination = (_custom(pushed, "mobile_destination") if pushed else None) or None
+    reason = _custom(artifact, "reason") or None
+    if destination is None and reason is None:
+        reason = "the Pusher did not publish them"
     result = {
-        "published": _custom(artifact, "published") == 1,
-        "destination": _custom(artifact, "destination") or None,
-        "reason": _custom(artifact, "reason") or None,
+        "published": destination is not None,
+        "destination": destination,
+        "reason": reason,
         "variants": {},
     }
     metrics_file = os.path.join(artifact.uri, "metrics.json")
@@ -256,7 +261,7 @@ def summarize(metadata_path: str, pipeline_name: str, since: float | None = None
         summary["already_pushed"] = _custom(pushed[0], "already_pushed") == 1
         summary["pushed_version"] = _custom(pushed[0], "pushed_version")
     if mobile := outputs.get(NodeId.MOBILE_EXPORT, {}).get("mobile_models"):
-        summary["mobile"] = _mobile(mobile[0])
+        summary["mobile"] = _mobile(mobile[0], pushed[0] if pushed else None)
     summary["all_cached"] = all(
         c["state"] == "cached" for c in summary["components"] if c["component"] not in resolvers
     )

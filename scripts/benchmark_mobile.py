@@ -19,7 +19,7 @@ import tempfile
 import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
-from mobile import convert
+from mobile import gates, publish, runtime
 from models.constants import MODEL_NAME
 from pipeline.summary import open_store
 
@@ -64,9 +64,10 @@ def _producer(store, artifact) -> int:
     )
 
 
-def _newest_pushed(output: pathlib.Path) -> tuple[str, str]:
-    """The model behind the newest push and the transform graph it was trained with,
-    followed through ML Metadata's lineage."""
+def _newest_pushed(output: pathlib.Path) -> tuple[str, str, str, str]:
+    """The model behind the newest push, the transform graph it was trained with and the
+    evaluation / training windows its TFLite variants were measured and calibrated on,
+    followed through ML Metadata's lineage (Pusher <- MobileExport)."""
     store = open_store(str(output / "metadata" / f"{MODEL_NAME}.sqlite"))
     pushed = [
         a
@@ -75,9 +76,14 @@ def _newest_pushed(output: pathlib.Path) -> tuple[str, str]:
     ]
     if not pushed:
         sys.exit(f"no pushed model in {output}; run `python3 scripts/dev.py run` first")
-    model = _input(store, _producer(store, max(pushed, key=lambda a: a.id)), "model")
-    graph = _input(store, _producer(store, model), "transform_graph")
-    return str(pathlib.Path(model.uri) / "Format-Serving"), graph.uri
+    pusher = _producer(store, max(pushed, key=lambda a: a.id))
+    model = _input(store, pusher, "model")
+    mobile_export = _producer(store, _input(store, pusher, "mobile_models"))
+    graph = _input(store, mobile_export, "transform_graph")
+    evaluation = _input(store, mobile_export, "examples")
+    training = _input(store, mobile_export, "representative_examples")
+    model_dir = str(pathlib.Path(model.uri) / "Format-Serving")
+    return model_dir, graph.uri, evaluation.uri, training.uri
 
 
 def main(argv: list[str]) -> int:
@@ -87,25 +93,25 @@ def main(argv: list[str]) -> int:
         "--results", type=pathlib.Path, default=ROOT / "benchmark-output" / "mobile.json"
     )
     args = parser.parse_args(argv)
-    model_dir, graph_dir = _newest_pushed(args.output_dir)
-    data_dir = args.output_dir / "data-full"
+    model_dir, graph_dir, evaluation_uri, training_uri = _newest_pushed(args.output_dir)
 
-    def read(split: str) -> list[bytes]:
-        files = sorted(str(p) for p in (data_dir / split).glob("*.tfrecord"))
-        return list(tf.data.TFRecordDataset(files).as_numpy_iterator())
+    def read(uri: str, split: str) -> list[bytes]:
+        files = sorted(tf.io.gfile.glob(f"{uri}/Split-{split}/*"))
+        dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+        return list(dataset.as_numpy_iterator())
 
-    eval_examples = read("eval")
-    train = read("train")
+    eval_examples = read(evaluation_uri, "eval")
+    train = read(training_uri, "train")
     representative = [train[i] for i in range(0, len(train), len(train) // 300)][:300]
     print(f"[benchmark] {model_dir}: {len(eval_examples)} eval rows", flush=True)
 
     with tempfile.TemporaryDirectory() as work:
-        results, baseline = convert.build_variants(
+        results, baseline = gates.build_variants(
             model_dir, graph_dir, eval_examples, representative, work
         )
         by_name = {r.variant: r for r in results}
         weights = {
-            r.variant: weight_bytes(f"{work}/{convert.file_name(r.variant)}")
+            r.variant: weight_bytes(f"{work}/{runtime.file_name(r.variant)}")
             for r in results
             if r.size_bytes
         }
@@ -145,7 +151,7 @@ def main(argv: list[str]) -> int:
     )
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(
-        json.dumps({**convert.metrics(results, baseline), "weights_bytes": weights}, indent=2)
+        json.dumps({**publish.metrics(results, baseline), "weights_bytes": weights}, indent=2)
     )
     print(f"figures: {args.results}")
     return 0

@@ -1,49 +1,69 @@
-"""What a mobile team receives: the accepted variants, labels, contract and metrics."""
+"""What a mobile team receives: the accepted variants, labels, contract and metrics, the
+contract last and naming the model."""
 
 from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
 
 from mobile import publish, runtime
 from models.constants import PREDICT_SIGNATURE
+from serving import push
 
 pytestmark = pytest.mark.component
 
 
-def test_only_accepted_variants_are_published_with_their_documents(built, tmp_path):
-    results, baseline, work = built
+def _work(built, tf_transform_output, tmp_path, results=None) -> pathlib.Path:
+    """A copy of the converted variants with their documents, as MobileExport leaves them."""
+    converted, baseline, work = built
+    copy = tmp_path / "mobile_models"
+    shutil.copytree(work, copy)
+    doc = publish.contract(tf_transform_output, "trained on Jan, evaluated on Nov")
+    publish.write(str(copy), results or list(converted.values()), baseline, doc)
+    return copy
+
+
+def test_only_accepted_variants_are_published_with_their_documents(
+    built, tf_transform_output, tmp_path
+):
+    results, _, _ = built
     broken = results["uncalibrated_int8"]
-    destination = publish.publish(
-        list(results.values()), str(work), str(tmp_path / "mobile"), 7, {"version": 7}, baseline
-    )
-    assert destination == str(tmp_path / "mobile" / "7")
-    files = {p.name for p in pathlib.Path(destination).iterdir()}
-    published = {n for n, r in results.items() if r.published}
-    assert files == {runtime.file_name(n) for n in published} | {
+    folder = publish.folder(str(_work(built, tf_transform_output, tmp_path)), str(tmp_path / "m"))
+    model = {"model_uri": "/pipeline/Trainer/model/3", "model_fingerprint": "123-456"}
+    assert folder.content(7, model)[-1][0] == publish.CONTRACT_FILE  # the marker comes last
+    published = push.publish([folder], model, version=7)
+    destination = pathlib.Path(published.targets[0])
+    assert destination == tmp_path / "m" / "7"
+    files = {p.name for p in destination.iterdir()}
+    accepted = {n for n, r in results.items() if r.published}
+    assert files == {runtime.file_name(n) for n in accepted} | {
         "labels.txt",
         "contract.json",
         "metrics.json",
     }
     assert runtime.file_name("uncalibrated_int8") not in files
-    metrics = json.loads((pathlib.Path(destination) / "metrics.json").read_text())
+    metrics = json.loads((destination / "metrics.json").read_text())
     assert metrics["variants"]["uncalibrated_int8"]["reason"] == broken.reason
-    assert (pathlib.Path(destination) / "labels.txt").read_text() == "on_time\ndelayed\n"
+    assert (destination / "labels.txt").read_text() == "on_time\ndelayed\n"
+    contract = json.loads((destination / "contract.json").read_text())
+    assert {k: contract[k] for k in ("version", *model)} == {"version": 7, **model}
+    assert push.publish([folder], model).written == [False]  # the contract names the model
 
 
-def test_nothing_is_published_when_no_variant_passed(built, tmp_path):
-    results, baseline, work = built
+def test_nothing_is_published_when_no_variant_passed(built, tf_transform_output, tmp_path):
+    results, _, _ = built
     rejected = [r for r in results.values() if not r.published]
-    assert publish.publish(rejected, str(work), str(tmp_path / "mobile"), 7, {}, baseline) is None
-    assert not (tmp_path / "mobile" / "7").exists()
+    work = _work(built, tf_transform_output, tmp_path, rejected)
+    assert publish.folder(str(work), str(tmp_path / "m")) is None
 
 
 def test_contract_agrees_with_the_tflite_signature(built, tf_transform_output):
     _, _, work = built
-    doc = publish.contract(tf_transform_output, 7, "trained on Jan, evaluated on Nov")
+    doc = publish.contract(tf_transform_output, "trained on Jan, evaluated on Nov")
     runner = runtime.interpreter(
         runtime.read(str(work / runtime.file_name("float32")))
     ).get_signature_runner(PREDICT_SIGNATURE)

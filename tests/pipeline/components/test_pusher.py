@@ -1,19 +1,28 @@
-"""The atomic Pusher: needs both blessings; ships the warmup requests in the version."""
+"""The Pusher: needs both blessings; publishes the serving version (with its warmup requests)
+and the accepted TFLite variants under one version, both or neither, once per model."""
 
 from __future__ import annotations
 
+import json
+import pathlib
 import shutil
 
 import pytest
+import tensorflow as tf
 from google.protobuf import json_format
 from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
 
 from artifacts import make_artifact
+from mobile import publish, runtime
+from mobile.gates import VariantResult
+from pipeline.components.mobile_export import MobileModels
 from pipeline.components.pusher import AtomicPushExecutor
-from serving import warmup
+from serving import push, warmup
 
 pytestmark = pytest.mark.component
+
+ACCEPTED, REJECTED = "float32", "full_integer_int8"
 
 
 def _push(model_dir, blessed: int, infra_blessed: int, tmp_path, run: str = "pushed"):
@@ -30,46 +39,141 @@ def _push(model_dir, blessed: int, infra_blessed: int, tmp_path, run: str = "pus
         filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(tmp_path / "serving"))
     )
     AtomicPushExecutor().Do(
-        {"model": [model], "model_blessing": [blessing], "infra_blessing": [infra]},
+        {
+            "model": [model],
+            "model_blessing": [blessing],
+            "infra_blessing": [infra],
+            "mobile_models": [make_artifact(MobileModels, tmp_path / "mobile_models")],
+        },
         {"pushed_model": [pushed]},
-        {"push_destination": json_format.MessageToJson(destination)},
+        {
+            "push_destination": json_format.MessageToJson(destination),
+            "mobile_model_dir": str(tmp_path / "mobile"),
+        },
     )
     return pushed
 
 
 @pytest.fixture
-def model_dir(saved_model_dir, tmp_path):
+def model_dir(saved_model_dir, tf_transform_output, tmp_path):
+    """The model, and MobileExport's output for it: one variant that passed its gate and one
+    that did not (stand-in .tflite bytes: the Pusher only copies them)."""
     target = tmp_path / "model" / "Format-Serving"
     shutil.copytree(saved_model_dir, target)
+    work = tmp_path / "mobile_models"
+    work.mkdir()
+    results = [VariantResult(ACCEPTED, published=True), VariantResult(REJECTED, reason="AUC")]
+    for result in results:
+        (work / runtime.file_name(result.variant)).write_bytes(f"{result.variant}".encode())
+    baseline = {"auc": 0.7, "rows": 600, "accuracy": 0.7}
+    publish.write(str(work), results, baseline, publish.contract(tf_transform_output, "Jan"))
     return target
+
+
+def _files(folder: pathlib.Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.mark.parametrize("blessed, infra_blessed", [(1, 0), (0, 1)])
 def test_nothing_is_pushed_without_both_blessings(model_dir, tmp_path, blessed, infra_blessed):
     pushed = _push(model_dir, blessed, infra_blessed, tmp_path)
     assert pushed.get_int_custom_property("pushed") == 0
-    assert not (tmp_path / "serving").exists()
+    assert not (tmp_path / "serving").exists() and not (tmp_path / "mobile").exists()
 
 
-def test_a_blessed_model_is_pushed_with_its_warmup_requests(model_dir, tmp_path):
+def test_a_blessed_model_and_its_variants_are_published_under_one_version(model_dir, tmp_path):
     pushed = _push(model_dir, 1, 1, tmp_path)
     version = pushed.get_string_custom_property("pushed_version")
+    served, mobile = tmp_path / "serving" / version, tmp_path / "mobile" / version
     assert pushed.get_int_custom_property("pushed") == 1
+    assert pushed.get_string_custom_property("pushed_destination") == str(served)
+    assert pushed.get_string_custom_property("mobile_destination") == str(mobile)
     assert [p.name for p in (tmp_path / "serving").iterdir()] == [version]
-    assert (tmp_path / "serving" / version / "saved_model.pb").exists()
-    assert (
-        tmp_path / "serving" / version / warmup.WARMUP_DIR / warmup.WARMUP_FILE
-    ).read_bytes() == b"warmup records"
+    assert [p.name for p in (tmp_path / "mobile").iterdir()] == [version]
+    assert (served / "saved_model.pb").exists()
+    assert (served / warmup.WARMUP_DIR / warmup.WARMUP_FILE).read_bytes() == b"warmup records"
+    assert {p.name for p in mobile.iterdir()} == {
+        runtime.file_name(ACCEPTED),
+        "labels.txt",
+        "metrics.json",
+        "contract.json",
+    }
+    identity = {
+        "model_uri": str(model_dir.parent),
+        "model_fingerprint": push.fingerprint(str(model_dir)),
+    }
+    contract = json.loads((mobile / "contract.json").read_text())
+    assert {k: contract[k] for k in ("version", *identity)} == {"version": int(version), **identity}
+    marker = json.loads((served / push.MARKER).read_text())
+    assert marker == {**identity, "version": int(version)}
 
 
-def test_a_model_already_served_is_not_pushed_again(model_dir, tmp_path):
+def test_without_an_accepted_variant_only_the_serving_version_is_published(model_dir, tmp_path):
+    metrics_file = tmp_path / "mobile_models" / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    metrics["variants"][ACCEPTED]["published"] = False
+    metrics_file.write_text(json.dumps(metrics))
+    pushed = _push(model_dir, 1, 1, tmp_path)
+    assert pushed.get_int_custom_property("pushed") == 1
+    assert pushed.get_string_custom_property("mobile_destination") == ""
+    assert not (tmp_path / "mobile").exists()
+
+
+def test_a_model_already_published_is_not_published_again(model_dir, tmp_path):
     """An unchanged re-run on Vertex re-blesses the same model (TFX's baseline resolver hands
     it its own model); the Pusher records the version that holds it and writes nothing."""
     first = _push(model_dir, 1, 1, tmp_path)
+    before = _files(tmp_path / "serving"), _files(tmp_path / "mobile")
     again = _push(model_dir, 1, 1, tmp_path, run="pushed_again")
     version = first.get_string_custom_property("pushed_version")
     assert first.get_int_custom_property("already_pushed") == 0
     assert again.get_int_custom_property("pushed") == 1
     assert again.get_int_custom_property("already_pushed") == 1
     assert again.get_string_custom_property("pushed_version") == version
-    assert [p.name for p in (tmp_path / "serving").iterdir()] == [version]
+    assert again.get_string_custom_property("mobile_destination") == str(
+        tmp_path / "mobile" / version
+    )
+    assert (_files(tmp_path / "serving"), _files(tmp_path / "mobile")) == before
+
+
+@pytest.mark.parametrize("renamed", ["both", "mobile", "serving"])
+def test_a_run_killed_after_a_rename_is_completed_by_the_next_one(model_dir, tmp_path, renamed):
+    """kill -9 in the Pusher after a version folder was renamed into place: ML Metadata has no
+    record of the push, staging folders are left over. The next run neither fails nor makes a
+    second version: it completes the version that holds the model and sweeps the staging."""
+    crashed = _push(model_dir, 1, 1, tmp_path, run="crashed")  # its record is lost
+    version = crashed.get_string_custom_property("pushed_version")
+    kept = {"both": ("serving", "mobile"), "mobile": ("mobile",), "serving": ("serving",)}[renamed]
+    for base in ("serving", "mobile"):
+        if base not in kept:
+            shutil.rmtree(tmp_path / base / version)
+        (tmp_path / base / f".publishing-{version}-0badf00d" / "variables").mkdir(parents=True)
+    before = {base: _files(tmp_path / base / version) for base in kept}
+
+    again = _push(model_dir, 1, 1, tmp_path, run="pushed_again")
+    assert again.get_string_custom_property("pushed_version") == version
+    assert again.get_int_custom_property("already_pushed") == int("serving" in kept)
+    for base in ("serving", "mobile"):
+        assert [p.name for p in (tmp_path / base).iterdir()] == [version]
+    assert {base: _files(tmp_path / base / version) for base in kept} == before
+    assert (tmp_path / "serving" / version / "saved_model.pb").exists()
+    assert (tmp_path / "mobile" / version / "contract.json").exists()
+
+
+def test_a_serving_push_that_fails_takes_its_mobile_version_back(model_dir, tmp_path, monkeypatch):
+    """The mobile folder is renamed into place first; when the serving one then fails, the
+    mobile one is removed: both or neither."""
+    rename = tf.io.gfile.rename
+
+    def fail_for_serving(source, target, overwrite=False):
+        if pathlib.Path(target).parent == tmp_path / "serving":
+            raise OSError("disk full")
+        rename(source, target, overwrite)
+
+    monkeypatch.setattr(tf.io.gfile, "rename", fail_for_serving)
+    with pytest.raises(OSError, match="disk full"):
+        _push(model_dir, 1, 1, tmp_path)
+    assert list((tmp_path / "serving").iterdir()) == []
+    assert list((tmp_path / "mobile").iterdir()) == []
