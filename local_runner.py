@@ -144,6 +144,7 @@ def main(argv: list[str]) -> int:
     from pipeline import local, replay, summary
     from pipeline.config import DriftAction, local_config
     from pipeline.data import DataError
+    from pipeline.lock import RunLocked
 
     training = TrainingConfig()
     if args.fast:
@@ -184,7 +185,7 @@ def main(argv: list[str]) -> int:
                 output / "replay",
                 verbose=args.verbose,
             )
-        except (ValueError, DataError, local.RunLocked) as error:
+        except (ValueError, DataError, RunLocked) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         print(f"Replay: {output / 'replay' / 'replay.json'}")
@@ -192,7 +193,7 @@ def main(argv: list[str]) -> int:
 
     try:
         result = local.run(config, args.output_dir.resolve() / "runs", verbose=args.verbose)
-    except (DataError, local.RunLocked) as error:
+    except (DataError, RunLocked) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print()

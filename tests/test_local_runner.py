@@ -81,3 +81,30 @@ def test_invalid_options_are_refused_before_anything_runs(runs, argv, capsys):
         local_runner.main(argv)
     assert exit_info.value.code == 2 and not seen
     assert "must be" in capsys.readouterr().err
+
+
+def test_a_second_run_on_a_locked_output_folder_exits_2_naming_the_holder(runs, tmp_path, capsys):
+    from pipeline.lock import RunLocked
+
+    runs(error=RunLocked("another run is using this output folder (pid 7, started x)"))
+    assert local_runner.main(["--output-dir", str(tmp_path)]) == 2
+    assert "another run is using this output folder (pid 7" in capsys.readouterr().err
+
+
+def test_run_options_for_the_months_reach_the_config(runs, tmp_path):
+    from pipeline.config import DriftAction
+    from pipeline.months import Month
+
+    seen = runs()
+    argv = ["--output-dir", str(tmp_path), "--eval-month", "2013-07", "--train-window", "4"]
+    assert local_runner.main([*argv, "--drift-action", "warn"]) == 0
+    (config,) = seen
+    assert config.eval_months == (Month(2013, 7),) and config.train_window == 4
+    assert config.drift_action is DriftAction.WARN
+
+
+def test_a_replay_that_starts_without_two_months_of_history_exits_2(runs, tmp_path, capsys):
+    seen = runs()
+    argv = ["replay", "--output-dir", str(tmp_path), "--first-month", "2013-02"]
+    assert local_runner.main(argv) == 2
+    assert "needs 2 months of history" in capsys.readouterr().err and not seen
