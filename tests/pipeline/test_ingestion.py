@@ -220,3 +220,21 @@ def test_sampling_happens_after_the_join_so_congestion_counts_every_flight(tmp_p
     assert rows["origin_hour_flights"].tolist() == [40.0, 40.0, 40.0]
     assert rows["origin_day_flights"].tolist() == [40.0, 40.0, 40.0]
     assert rows["dest_day_flights"].tolist() == [40.0, 40.0, 40.0]
+
+
+def test_text_that_is_not_utf8_is_refused_naming_the_month_and_file(tmp_path):
+    path = _good_march(tmp_path) / "flights.csv"
+    path.write_bytes(path.read_bytes().replace(b"IAH", b"\xff\x58\xfe"))
+    message = _error(tmp_path)
+    assert message.startswith(
+        f"month 2013-03: {tmp_path}/2013-03/flights.csv: not a readable CSV file"
+    )
+    assert "utf-8" in message
+
+
+def test_a_truncated_csv_is_refused_naming_the_month_and_file(tmp_path):
+    path = _good_march(tmp_path) / "flights.csv"
+    text = path.read_text()
+    path.write_text(text[: text.index("\n") + 1] + '1,2,"unterminated')
+    message = _error(tmp_path)
+    assert message.startswith(f"month 2013-03: {tmp_path}/2013-03/flights.csv:")
