@@ -3,13 +3,19 @@
     python kubeflow_runner.py --project my-project --region us-central1 \\
         --bucket-root gs://my-bucket/flight_delay \\
         --image us-central1-docker.pkg.dev/my-project/ml/flight-delay:1.0.0 [--beam dataflow] \\
+        [--eval-month 2013-11] [--train-window 10] [--drift-action block|warn] \\
         [--vertex-training] [--submit | --submit --kfp-host https://kfp.example.com]
 
 Every setting is a flag or an environment variable FLIGHT_DELAY_<SETTING> (e.g.
-FLIGHT_DELAY_PROJECT, FLIGHT_DELAY_TUNE=false for --no-tune); flags win. `--bucket-root` fills
-in the pipeline root, data root and push destinations; each can be set on its own instead.
-Without --submit this only compiles (Vertex: PipelineJob JSON; --kfp-host: KFP pipeline-spec
-YAML) and prints where it wrote it.
+FLIGHT_DELAY_PROJECT, FLIGHT_DELAY_TUNE=false for --no-tune, FLIGHT_DELAY_EVAL_MONTHS for
+--eval-month); flags win. `--bucket-root` fills in the pipeline root, the landing zone and the
+push destinations; each can be set on its own instead. Without --submit this only compiles
+(Vertex: PipelineJob JSON; --kfp-host: KFP pipeline-spec YAML) and prints where it wrote it.
+
+The run's months are fixed when compiling: one ExampleGen (and StatisticsGen) per month of the
+training window and the evaluation month(s), read from `<landing-root>/<YYYY-MM>/`. A monthly
+scheduler compiles and submits again with `--eval-month <the new month>`; a month whose drop is
+unchanged has the same ExampleGen cache key (its driver fingerprints the drop's files).
 
 The same `create_pipeline` as the local runner; this file holds only paths, orchestrator and
 Beam settings. User code runs from the image by dotted module path.
@@ -31,8 +37,17 @@ import click
 
 from models.config import DISTRIBUTIONS, TrainingConfig
 from models.constants import MODEL_NAME
-from pipeline.config import Baseline, PipelineConfig, Resources, VertexTraining
-from pipeline.constants import NodeId
+from pipeline.config import (
+    DEFAULT_EVAL_MONTHS,
+    DEFAULT_TRAIN_WINDOW,
+    Baseline,
+    DriftAction,
+    PipelineConfig,
+    Resources,
+    VertexTraining,
+)
+from pipeline.constants import NodeId, month_node
+from pipeline.months import Month
 
 ENV_PREFIX = "FLIGHT_DELAY_"
 PIPELINE_NAME = MODEL_NAME.replace("_", "-")  # KFP v2 names: [a-z0-9][a-z0-9-]*
@@ -44,7 +59,8 @@ BEAM_TEMP_DIR = "beam-tmp"  # Dataflow's temp location under the pipeline root, 
 PORTABLE_JOB_TIMEOUT_SECONDS = 86_400  # the longest Beam job a portable runner may wait for
 
 # CPU (vCPU) and memory (GiB) limits per component on Vertex / KFP. With Beam on Dataflow or
-# a cluster the Beam-heavy components only drive jobs and need less.
+# a cluster the Beam-heavy components only drive jobs and need less. A per-month kind
+# (PER_MONTH_NODES) applies to each of its nodes: StatisticsGen -> StatisticsGen_2013_01, ...
 RESOURCES = {
     "direct": {
         NodeId.STATISTICS_GEN: Resources(4, 16),
@@ -62,6 +78,7 @@ RESOURCES = {
         NodeId.MOBILE_EXPORT: Resources(4, 16),
     },
 }
+PER_MONTH_NODES = (NodeId.EXAMPLE_GEN, NodeId.STATISTICS_GEN)  # one node per month of the run
 
 
 def flag(name: str) -> str:
@@ -81,12 +98,14 @@ def setting(
     option: str | None = None,
     choices: Sequence[str] | None = None,
     under_bucket_root: str | None = None,
+    months: bool = False,
 ) -> Any:
     """A ProductionSettings field; its default and help are also its command-line option's
     (help describes the option: `--no-tune` "skip Tuner").
 
     option: the flag when not `flag(field name)` (`--no-tune` sets `tune` to False);
-    choices: the allowed values; under_bucket_root: the default path beneath --bucket-root.
+    choices: the allowed values; under_bucket_root: the default path beneath --bucket-root;
+    months: a tuple of Month, given as YYYY-MM, repeatable and comma-separated.
     """
     return dataclasses.field(
         default=default,
@@ -95,6 +114,7 @@ def setting(
             "option": option,
             "choices": choices,
             "under_bucket_root": under_bucket_root,
+            "months": months,
         },
     )
 
@@ -108,8 +128,10 @@ class ProductionSettings:
     pipeline_root: str = setting(
         help="where TFX writes artifacts", under_bucket_root="pipeline_root"
     )
-    data_root: str = setting(
-        help="prepared spans {train,eval}/*.tfrecord", under_bucket_root="data"
+    landing_root: str = setting(
+        help="the landing zone: monthly drops <landing-root>/<YYYY-MM>/"
+        "{flights,weather,planes}.csv",
+        under_bucket_root="landing",
     )
     serving_model_dir: str = setting(
         help="Pusher's destination, polled by TF Serving",
@@ -154,6 +176,25 @@ class ProductionSettings:
         "tf.distribute strategy for Trainer and Tuner",
         choices=DISTRIBUTIONS,
     )
+    # The run's months, fixed in the compiled spec (see the module docstring).
+    eval_months: tuple[Month, ...] = setting(
+        DEFAULT_EVAL_MONTHS,
+        "a month the candidate is judged on, YYYY-MM (repeatable or a comma list); fixed when "
+        "compiling: a monthly scheduler compiles and submits with --eval-month <the new month>",
+        option="--eval-month",
+        months=True,
+    )
+    train_window: int = setting(
+        DEFAULT_TRAIN_WINDOW,
+        "months before the first evaluation month the candidate trains on, the last of them "
+        "for validation; fixed when compiling",
+    )
+    drift_action: str = setting(
+        DriftAction.BLOCK.value,
+        "what drift of a month from the month before does: block stops the run before "
+        "training, warn records it and goes on",
+        choices=tuple(a.value for a in DriftAction),
+    )
     tune: bool = setting(
         True, "skip Tuner (train with the search space defaults)", option="--no-tune"
     )
@@ -195,6 +236,14 @@ def problems(s: ProductionSettings, submit: bool) -> list[str]:
     for name in ("dataflow_max_workers", "dataflow_disk_gb", "training_replicas"):
         if getattr(s, name) < 1:
             found.append(f"{flag(name)} must be at least 1, got {getattr(s, name)}")
+    if s.train_window < 2:
+        found.append(
+            f"--train-window must be at least 2 (training months plus one validation month), "
+            f"got {s.train_window}"
+        )
+    repeated = sorted({str(m) for m in s.eval_months if s.eval_months.count(m) > 1})
+    if repeated:
+        found.append(f"--eval-month names {', '.join(repeated)} more than once")
     if s.vertex_training and s.training_replicas > 1 and s.distribution != "multi_worker_mirrored":
         found.append(
             "--training-replicas above 1 needs --distribution multi_worker_mirrored, "
@@ -270,13 +319,16 @@ def pipeline_config(s: ProductionSettings) -> PipelineConfig:
         if s.vertex_training
         else None
     )
-    return PipelineConfig(
+    config = PipelineConfig(
         pipeline_name=PIPELINE_NAME,
         pipeline_root=s.pipeline_root,
-        data_root=s.data_root,
+        landing_root=s.landing_root,
         serving_model_dir=s.serving_model_dir,
         mobile_model_dir=s.mobile_model_dir,
         metadata_path=None,
+        eval_months=tuple(s.eval_months),
+        train_window=s.train_window,
+        drift_action=DriftAction(s.drift_action),
         tune=s.tune,
         training=TrainingConfig(distribution=s.distribution),
         enable_cache=s.enable_cache,
@@ -284,12 +336,25 @@ def pipeline_config(s: ProductionSettings) -> PipelineConfig:
         schema_file=IMAGE_SCHEMA_FILE,
         baseline=Baseline.LATEST_BLESSED,
         vertex_training=vertex,
-        resources={
-            node: r
-            for node, r in RESOURCES["direct" if s.beam == "direct" else "remote"].items()
-            if s.tune or node != NodeId.TUNER
-        },
     )
+    table = RESOURCES["direct" if s.beam == "direct" else "remote"]
+    return dataclasses.replace(config, resources=resources_by_node(table, config.months, s.tune))
+
+
+def resources_by_node(
+    table: Mapping[str, Resources], months: Sequence[Month], tune: bool
+) -> dict[str, Resources]:
+    """The table by the pipeline's node ids: a per-month kind (PER_MONTH_NODES) for each
+    month's node (`StatisticsGen_2013_01`, ...); the Tuner's only when it runs."""
+    resources = {}
+    for node, r in table.items():
+        if node == NodeId.TUNER and not tune:
+            continue
+        if node in PER_MONTH_NODES:
+            resources.update({month_node(node, m): r for m in months})
+        else:
+            resources[node] = r
+    return resources
 
 
 def compile_pipeline(s: ProductionSettings) -> str:
@@ -354,22 +419,48 @@ def submit_kfp(s: ProductionSettings, spec_file: str, client_class: Callable | N
 # ---- command line: generated from ProductionSettings' fields ----
 
 
+class _Months(click.ParamType):
+    """`2013-11` or `2013-11,2013-12` -> a tuple of Month; errors are Month.parse's."""
+
+    name = "YYYY-MM[,...]"
+
+    def convert(self, value: Any, param, ctx) -> tuple[Month, ...]:
+        if isinstance(value, Month):  # the default
+            return (value,)
+        parts = [part for part in str(value).split(",") if part.strip()] or [str(value)]
+        try:
+            return tuple(Month.parse(part) for part in parts)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+def shown(default: Any) -> str:
+    """A default as --help shows it (months as YYYY-MM, comma-separated)."""
+    if isinstance(default, tuple):
+        return ",".join(str(v) for v in default)
+    return str(default)
+
+
 def _option(
     name: str,
     default: Any,
     help: str,
     flag_name: str | None = None,
     choices: Sequence[str] | None = None,
+    months: bool = False,
 ) -> click.Option:
-    """An option with the setting's default; a bool setting is a flag that flips its default.
-    Its help ends with its environment variable and default, like click's own."""
+    """An option with the setting's default; a bool setting is a flag that flips its default,
+    a months setting is repeatable. Its help ends with its environment variable and default,
+    like click's own."""
     kwargs: dict[str, Any] = {"type": click.Choice(choices)} if choices else {}
+    if months:
+        kwargs.update(type=_Months(), multiple=True)
     extra = [f"env var: {env_var(name)}"]
     if isinstance(default, bool):
         kwargs.update(is_flag=True, flag_value=not default)
         extra[0] += f"={str(not default).lower()}"
     elif default is not None:
-        extra.append(f"default: {default}")
+        extra.append(f"default: {shown(default)}")
     return click.Option(
         [flag_name or flag(name), name],
         default=default,
@@ -384,7 +475,7 @@ def _command() -> click.Command:
         _option(
             "bucket_root",
             None,
-            "gs://bucket/prefix: pipeline root, data, serving and mobile pushes beneath",
+            "gs://bucket/prefix: pipeline root, landing zone, serving and mobile pushes beneath",
         )
     ]
     for field in dataclasses.fields(ProductionSettings):
@@ -399,6 +490,7 @@ def _command() -> click.Command:
                 help_text,
                 flag_name=meta["option"],
                 choices=meta["choices"],
+                months=meta["months"],
             )
         )
     params.append(_option("submit", False, "submit after compiling"))
@@ -419,10 +511,14 @@ def _parse(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any]:
     """Flag values, else environment values, else defaults, converted to each option's type.
 
     The environment enters as click's `default_map`, which ranks below flags and above
-    defaults. Raises click.exceptions.Exit after printing --help, SettingsError otherwise.
+    defaults; a repeatable option's variable holds its values separated by commas or spaces.
+    Months come back as one flat tuple. Raises click.exceptions.Exit after printing --help,
+    SettingsError otherwise.
     """
     from_environ = {
-        p.name: environ[env_var(p.name)] for p in COMMAND.params if environ.get(env_var(p.name))
+        p.name: environ[env_var(p.name)].split() if p.multiple else environ[env_var(p.name)]
+        for p in COMMAND.params
+        if environ.get(env_var(p.name))
     }  # empty = unset, as click treats it
     try:
         ctx = COMMAND.make_context(COMMAND.name, list(argv), default_map=from_environ)
@@ -437,7 +533,12 @@ def _parse(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any]:
         raise SettingsError(e.format_message()) from None
     except click.UsageError as e:
         raise SettingsError(f"{e.format_message()} (see --help)") from None
-    return ctx.params
+    return {
+        name: tuple(m for group in value for m in group)
+        if isinstance(value, tuple) and value and isinstance(value[0], tuple)
+        else value
+        for name, value in ctx.params.items()
+    }
 
 
 def settings_from(

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from mobile.config import MobileConfig
 from models.config import TrainingConfig
 from models.constants import MODEL_NAME
-from pipeline.constants import DATA_YEAR
+from pipeline.constants import DATA_YEAR, MAX_MONTHS
 from pipeline.months import Month, describe, months_before
 
 
@@ -115,6 +115,11 @@ class PipelineConfig:
     def __post_init__(self):
         if not self.eval_months or len(set(self.eval_months)) != len(self.eval_months):
             raise ValueError(f"eval_months must be distinct months, got {self.eval_months}")
+        if self.train_window + len(self.eval_months) > MAX_MONTHS:
+            raise ValueError(
+                f"a run takes at most {MAX_MONTHS} months (train_window + evaluation months), "
+                f"got {self.train_window} + {len(self.eval_months)}"
+            )
         if self.train_window < 2:
             raise ValueError(
                 f"train_window must be >= 2 (training months plus one validation month), "

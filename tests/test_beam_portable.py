@@ -1,12 +1,15 @@
 """Beam beyond one process: the pipeline's Beam components on Beam's PortableRunner.
 
-The real `create_pipeline`, run by LocalDagRunner up to Transform (ImportExampleGen,
-StatisticsGen, ImportSchemaGen, ExampleValidator, AnomaliesGate, Transform) on a small
-sample, once with the DirectRunner arguments of a local run and once with the `portable`
-preset's arguments pointed at Beam's own Python job service and an EXTERNAL SDK worker pool
+The real `create_pipeline`, run by LocalDagRunner up to Transform and the evaluation window
+(per month of the run an ExampleGen ingesting the month's drop from the landing zone and a
+StatisticsGen; ImportSchemaGen, DataValidator, TrainingWindow, EvaluationWindow, Transform)
+on drops delivered with `landing.deliver` and sampled to ROWS_PER_MONTH flights a month, once
+with the DirectRunner arguments of a local run and once with the `portable` preset's
+arguments pointed at Beam's own Python job service and an EXTERNAL SDK worker pool
 (tests/beam_services.py): the Job API, artifact staging and the worker-pool protocol that a
 Flink or Spark job server and the preset's sidecar speak. Statistics and transform output
-must agree.
+must agree. Drift between the sampled months is recorded, not blocking (drift_action=warn):
+the DataValidator's thresholds are not what this file tests.
 
 Two ways a portable run ends in DEADLINE_EXCEEDED are pinned down as well.
 
@@ -37,42 +40,48 @@ for _entry in (str(REPO), str(REPO / "tests")):
 
 from beam_services import PortableServices, portable_services  # noqa: E402
 
+from pipeline.constants import MONTH_SPLIT, NodeId, month_node  # noqa: E402  (leaves)
+from pipeline.months import Month, months_before  # noqa: E402
+
 pytestmark = pytest.mark.e2e
 
-RUN_TIMEOUT_S = 240  # one run of the pipeline head: ~80 s direct, ~90 s portable on 2 cores
+RUN_TIMEOUT_S = 480  # one run of the pipeline head: ~175 s direct, ~190 s portable on 2 cores
 ROWS_PER_MONTH = 100
-TRAIN_MONTHS, EVAL_MONTHS = (1, 2), (3,)
-SPLITS = ("train", "eval")
+EVAL_MONTH, TRAIN_WINDOW = Month(2013, 3), 2  # train 2013-01, validation 2013-02
+MONTHS = (*months_before(EVAL_MONTH, TRAIN_WINDOW), EVAL_MONTH)
+SPLITS = ("train", "validation")  # what Transform writes
 
 
 # ---- the subprocess side ----
 
 
-def run_pipeline_head(output_dir: str, data_root: str, beam_args: list[str]) -> None:
-    """Runs create_pipeline's nodes up to Transform with these Beam arguments."""
+def run_pipeline_head(output_dir: str, landing_root: str, beam_args: list[str]) -> None:
+    """Runs create_pipeline's nodes up to Transform and the evaluation window with these Beam
+    arguments, ingesting the drops of `landing_root`."""
     from tfx import v1 as tfx
     from tfx.orchestration import pipeline as pipeline_py
 
-    from pipeline.config import local_config
-    from pipeline.constants import NodeId
+    from pipeline.config import DriftAction, local_config
     from pipeline.pipeline import create_pipeline
 
     config = dataclasses.replace(
         local_config(
             pathlib.Path(output_dir),
             rows_per_month=ROWS_PER_MONTH,
-            train_months=TRAIN_MONTHS,
-            eval_months=EVAL_MONTHS,
+            eval_months=(EVAL_MONTH,),
+            train_window=TRAIN_WINDOW,
+            drift_action=DriftAction.WARN,
             tune=False,
             enable_cache=False,
             beam_pipeline_args=tuple(beam_args),
         ),
-        data_root=data_root,
+        landing_root=landing_root,
         mobile_model_dir=None,
     )
+    assert config.months == MONTHS, config.months
     tfx.orchestration.LocalDagRunner().run(
         create_pipeline(config),
-        run_options=pipeline_py.RunOptions(to_nodes=[NodeId.TRANSFORM]),
+        run_options=pipeline_py.RunOptions(to_nodes=[NodeId.TRANSFORM, NodeId.EVALUATION_WINDOW]),
     )
 
 
@@ -113,11 +122,12 @@ def _script(args: list[str], log: pathlib.Path, tmp: pathlib.Path, timeout_s: fl
 
 
 @pytest.fixture(scope="module")
-def sample_data(tmp_path_factory) -> pathlib.Path:
-    from pipeline import data
+def landing_zone(tmp_path_factory) -> pathlib.Path:
+    """The months' drops, whole (ExampleGen samples ROWS_PER_MONTH after the join)."""
+    from pipeline import landing
 
-    root = tmp_path_factory.mktemp("data") / "sample"  # prepare() creates it
-    data.prepare(root, TRAIN_MONTHS, EVAL_MONTHS, rows_per_month=ROWS_PER_MONTH)
+    root = tmp_path_factory.mktemp("landing")
+    assert landing.deliver(root, MONTHS) == list(MONTHS)
     return root
 
 
@@ -138,9 +148,9 @@ class Run:
         return pathlib.Path(found)
 
 
-def _run_head(tmp: pathlib.Path, data_root: pathlib.Path, beam_args: list[str]) -> Run:
+def _run_head(tmp: pathlib.Path, landing_root: pathlib.Path, beam_args: list[str]) -> Run:
     code, seconds, output = _script(
-        ["head", str(tmp / "out"), str(data_root), *beam_args],
+        ["head", str(tmp / "out"), str(landing_root), *beam_args],
         tmp / "run.log",
         tmp / "tmp",
         RUN_TIMEOUT_S,
@@ -151,18 +161,18 @@ def _run_head(tmp: pathlib.Path, data_root: pathlib.Path, beam_args: list[str]) 
 
 
 @pytest.fixture(scope="module")
-def portable_run(services, sample_data, tmp_path_factory) -> Run:
+def portable_run(services, landing_zone, tmp_path_factory) -> Run:
     before = len(services.job_service_log())
-    run = _run_head(tmp_path_factory.mktemp("portable"), sample_data, services.pipeline_args())
+    run = _run_head(tmp_path_factory.mktemp("portable"), landing_zone, services.pipeline_args())
     run.job_service_log = services.job_service_log()[before:]
     return run
 
 
 @pytest.fixture(scope="module")
-def direct_run(sample_data, tmp_path_factory) -> Run:
+def direct_run(landing_zone, tmp_path_factory) -> Run:
     import local_runner
 
-    return _run_head(tmp_path_factory.mktemp("direct"), sample_data, list(local_runner.BEAM_ARGS))
+    return _run_head(tmp_path_factory.mktemp("direct"), landing_zone, list(local_runner.BEAM_ARGS))
 
 
 # ---- comparison helpers ----
@@ -184,14 +194,18 @@ def _assert_close(a, b, where: str = "") -> None:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
 
-def _statistics(run: Run, split: str) -> dict:
+def _statistics_file(run: Run, month: Month) -> pathlib.Path:
+    """A month's statistics (its StatisticsGen's one split, `month`)."""
+    node = month_node(NodeId.STATISTICS_GEN, month)
+    return run.one(f"{node}/statistics/*/Split-{MONTH_SPLIT}/FeatureStats.pb")
+
+
+def _statistics(run: Run, month: Month) -> dict:
     from google.protobuf import json_format
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
     stats = statistics_pb2.DatasetFeatureStatisticsList()
-    stats.ParseFromString(
-        run.one(f"StatisticsGen/statistics/*/Split-{split}/FeatureStats.pb").read_bytes()
-    )
+    stats.ParseFromString(_statistics_file(run, month).read_bytes())
     return json_format.MessageToDict(stats)
 
 
@@ -227,29 +241,35 @@ def test_the_pipeline_head_runs_through_the_job_service_and_external_workers(
     portable_run, services: PortableServices
 ):
     jobs = portable_run.job_service_log
-    # One Beam job per Beam component: ImportExampleGen, StatisticsGen, Transform.
-    assert jobs.count("Running job") == 3, jobs[-4000:]
-    assert jobs.count("with state DONE") == 3, jobs[-4000:]
+    # One Beam job per Beam component: per month an ExampleGen and a StatisticsGen; Transform.
+    beam_jobs = 2 * len(MONTHS) + 1
+    assert jobs.count("Running job") == beam_jobs, jobs[-4000:]
+    assert jobs.count("with state DONE") == beam_jobs, jobs[-4000:]
     assert "Starting worker with command" in services.worker_pool_log()
     # Without --sdk_container_image (or --setup_file / --extra_package(s)) TFX would pack its
     # own install into an sdist and stage it with every job (tfx/utils/dependency_utils.py,
     # make_beam_dependency_flags); the preset names the image, so nothing of TFX is staged.
     assert glob.glob(str(services.staging_dir / "*" / "*tfx_ephemeral-*.tar.gz")) == []
+    for month in MONTHS:
+        assert _statistics_file(portable_run, month)
     for split in SPLITS:
-        assert portable_run.one(f"StatisticsGen/statistics/*/Split-{split}/FeatureStats.pb")
         assert glob.glob(
             str(portable_run.root / f"Transform/transformed_examples/*/Split-{split}/*")
         )
+    # The windows gather the months' Examples by span; the DataValidator saw every month.
+    assert len(glob.glob(str(portable_run.root / "TrainingWindow/examples/*/Split-train/*"))) >= 1
+    assert glob.glob(str(portable_run.root / "EvaluationWindow/examples/*/Split-eval/*"))
+    assert portable_run.one("DataValidator/anomalies/*/findings.json")
     print(f"portable run of the pipeline head: {portable_run.seconds:.0f} s")
 
 
 def test_statistics_equal_the_direct_runners(portable_run, direct_run):
-    for split, rows in (("train", 200), ("eval", 100)):
-        portable, direct = _statistics(portable_run, split), _statistics(direct_run, split)
+    for month in MONTHS:
+        portable, direct = _statistics(portable_run, month), _statistics(direct_run, month)
         (dataset,) = portable["datasets"]
-        assert int(dataset["numExamples"]) == rows
+        assert int(dataset["numExamples"]) == ROWS_PER_MONTH
         assert len(dataset["features"]) > 20
-        _assert_close(portable, direct, f"statistics[{split}]")
+        _assert_close(portable, direct, f"statistics[{month}]")
     print(f"direct run of the pipeline head: {direct_run.seconds:.0f} s")
 
 
@@ -265,7 +285,8 @@ def test_transform_output_equals_the_direct_runners(portable_run, direct_run):
         ).read_bytes(), f"vocabulary {name} differs"
     schema = "transformed_metadata/schema.pbtxt"
     assert (graph_p / schema).read_text() == (graph_d / schema).read_text()
-    for split, rows in (("train", 200), ("eval", 100)):
+    for split in SPLITS:
+        rows = ROWS_PER_MONTH  # one month each: train 2013-01, validation 2013-02
         portable, direct = (
             _transformed_rows(portable_run, split),
             _transformed_rows(direct_run, split),

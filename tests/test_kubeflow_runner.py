@@ -18,26 +18,46 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 import kubeflow_runner as kr
+from pipeline.config import DEFAULT_EVAL_MONTHS, DEFAULT_TRAIN_WINDOW, DriftAction
 from pipeline.constants import NodeId
+from pipeline.constants import month_node as node
+from pipeline.months import Month, months_before
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 IMAGE = "us-central1-docker.pkg.dev/acme/ml/flight-delay:1.2.3"
 BASE = ["--bucket-root", "gs://acme-ml/flight_delay", "--image", IMAGE]
 CLOUD = ["--project", "acme", "--region", "us-central1"]
-COMPONENTS = {
-    NodeId.EXAMPLE_GEN,
-    NodeId.STATISTICS_GEN,
-    NodeId.SCHEMA_GEN,
-    NodeId.EXAMPLE_VALIDATOR,
-    NodeId.ANOMALIES_GATE,
-    NodeId.TRANSFORM,
-    NodeId.TUNER,
-    NodeId.TRAINER,
-    NodeId.EVALUATOR,
-    NodeId.INFRA_VALIDATOR,
-    NodeId.PUSHER,
-    NodeId.MOBILE_EXPORT,
+LANDING = "gs://acme-ml/flight_delay/landing"
+# The default run: 2013-01..2013-10 (the last for validation), judged on 2013-11 and 2013-12.
+DEFAULT_MONTHS = (
+    *months_before(min(DEFAULT_EVAL_MONTHS), DEFAULT_TRAIN_WINDOW),
+    *DEFAULT_EVAL_MONTHS,
+)
+PER_MONTH = (NodeId.EXAMPLE_GEN, NodeId.STATISTICS_GEN)
+RESOLVERS = {
+    f"{NodeId.BASELINE_RESOLVER}-model-resolver",
+    f"{NodeId.BASELINE_RESOLVER}-model-blessing-resolver",
 }
+
+
+def _components(months=DEFAULT_MONTHS) -> set[str]:
+    """The container tasks of a run of these months: one ExampleGen and StatisticsGen each."""
+    return {node(kind, m) for kind in PER_MONTH for m in months} | {
+        NodeId.SCHEMA_GEN,
+        NodeId.DATA_VALIDATOR,
+        NodeId.TRAINING_WINDOW,
+        NodeId.EVALUATION_WINDOW,
+        NodeId.TRANSFORM,
+        NodeId.TUNER,
+        NodeId.TRAINER,
+        NodeId.EVALUATOR,
+        NodeId.INFRA_VALIDATOR,
+        NodeId.PUSHER,
+        NodeId.MOBILE_EXPORT,
+    }
+
+
+COMPONENTS = _components()
 
 
 def _compile(tmp_path, *flags, environ=None) -> tuple[str, pipeline_spec_pb2.PipelineJob]:
@@ -73,8 +93,20 @@ def _container(job, node: str) -> dict:
 def _custom_config(job, task: str) -> dict:
     params = _spec(job)["components"][task]["inputDefinitions"]["parameters"]
     assert "custom_config" in params
-    value = _tasks(job)[task]["inputs"]["parameters"]["custom_config"]
-    return json.loads(value["runtimeValue"]["constantValue"]["stringValue"])
+    return json.loads(_parameter(job, task, "custom_config"))
+
+
+def _parameter(job, task: str, name: str) -> str:
+    """A task's constant string parameter, as compiled."""
+    return _tasks(job)[task]["inputs"]["parameters"][name]["runtimeValue"]["constantValue"][
+        "stringValue"
+    ]
+
+
+def _inputs(job, task: str) -> dict[str, str]:
+    """A task's input artifacts: key -> producer task."""
+    artifacts = _tasks(job)[task].get("inputs", {}).get("artifacts", {})
+    return {key: a["taskOutputArtifact"]["producerTask"] for key, a in artifacts.items()}
 
 
 def _assert_portable(text: str, tmp_path) -> None:
@@ -90,27 +122,49 @@ def _assert_portable(text: str, tmp_path) -> None:
 def test_in_container_preset_has_every_component_wired_and_runs_our_image(tmp_path):
     text, job = _compile(tmp_path)
     tasks = _tasks(job)
-    assert COMPONENTS <= set(tasks)
-    resolvers = set(tasks) - COMPONENTS
+    assert set(tasks) == COMPONENTS | RESOLVERS
     model_resolver = f"{NodeId.BASELINE_RESOLVER}-model-resolver"
-    assert resolvers == {model_resolver, f"{NodeId.BASELINE_RESOLVER}-model-blessing-resolver"}
     depends = {name: set(task.get("dependentTasks", [])) for name, task in tasks.items()}
+    window, evaluation = DEFAULT_MONTHS[:DEFAULT_TRAIN_WINDOW], DEFAULT_EVAL_MONTHS
+    for month in DEFAULT_MONTHS:
+        assert depends[node(NodeId.EXAMPLE_GEN, month)] == set()
+        assert depends[node(NodeId.STATISTICS_GEN, month)] == {node(NodeId.EXAMPLE_GEN, month)}
+    assert depends[NodeId.DATA_VALIDATOR] == {NodeId.SCHEMA_GEN} | {
+        node(NodeId.STATISTICS_GEN, m) for m in DEFAULT_MONTHS
+    }
+    assert depends[NodeId.TRAINING_WINDOW] == {node(NodeId.EXAMPLE_GEN, m) for m in window}
+    assert depends[NodeId.EVALUATION_WINDOW] == {node(NodeId.EXAMPLE_GEN, m) for m in evaluation}
     assert depends[NodeId.TRANSFORM] == {
-        NodeId.ANOMALIES_GATE,
-        NodeId.EXAMPLE_GEN,
+        NodeId.DATA_VALIDATOR,
         NodeId.SCHEMA_GEN,
+        NodeId.TRAINING_WINDOW,
     }
     assert depends[NodeId.TRAINER] == {NodeId.TRANSFORM, NodeId.TUNER}
-    assert depends[NodeId.EVALUATOR] == {NodeId.EXAMPLE_GEN, NodeId.TRAINER, model_resolver}
-    assert depends[NodeId.PUSHER] == {NodeId.EVALUATOR, NodeId.INFRA_VALIDATOR, NodeId.TRAINER}
-    assert depends[NodeId.MOBILE_EXPORT] == {
+    assert depends[NodeId.EVALUATOR] == {NodeId.EVALUATION_WINDOW, NodeId.TRAINER, model_resolver}
+    # The variants are converted and gated before the Pusher publishes them with the model.
+    assert depends[NodeId.PUSHER] == {
         NodeId.EVALUATOR,
-        NodeId.EXAMPLE_GEN,
-        NodeId.PUSHER,
+        NodeId.INFRA_VALIDATOR,
+        NodeId.MOBILE_EXPORT,
         NodeId.TRAINER,
+    }
+    assert depends[NodeId.MOBILE_EXPORT] == {
+        NodeId.EVALUATION_WINDOW,
+        NodeId.EVALUATOR,
+        NodeId.INFRA_VALIDATOR,
+        NodeId.TRAINER,
+        NodeId.TRAINING_WINDOW,
         NodeId.TRANSFORM,
     }
     assert '"gs://acme-ml/flight_delay/mobile/flight_delay"' in text
+    assert json.loads(_parameter(job, NodeId.TRAINING_WINDOW, "splits")) == {
+        "train": [m.span for m in window[:-1]],
+        "validation": [window[-1].span],
+    }
+    assert json.loads(_parameter(job, NodeId.EVALUATION_WINDOW, "splits")) == {
+        "eval": [201311, 201312]
+    }
+    assert _parameter(job, NodeId.DATA_VALIDATOR, "drift_action") == "block"
 
     containers = {name: e["container"] for name, e in _executors(job).items() if "container" in e}
     assert len(containers) == len(COMPONENTS)
@@ -124,6 +178,15 @@ def test_in_container_preset_has_every_component_wired_and_runs_our_image(tmp_pa
         "cpuRequest": 8.0,
         "memoryRequest": 32.0,
     }
+    # StatisticsGen's row of the table sizes every month's StatisticsGen.
+    for month in DEFAULT_MONTHS:
+        assert _container(job, node(NodeId.STATISTICS_GEN, month))["resources"] == {
+            "cpuLimit": 4.0,
+            "memoryLimit": 16.0,
+            "cpuRequest": 4.0,
+            "memoryRequest": 16.0,
+        }
+        assert "resources" not in _container(job, node(NodeId.EXAMPLE_GEN, month))
     from pipeline.components.pusher import AtomicPushExecutor
 
     assert _container(job, NodeId.PUSHER)["args"][:2] == [
@@ -140,6 +203,58 @@ def test_in_container_preset_has_every_component_wired_and_runs_our_image(tmp_pa
         for name, t in tasks.items()
         if name in COMPONENTS
     )
+
+
+@pytest.mark.component
+def test_the_run_of_months_is_fixed_in_the_spec_from_the_window_settings(tmp_path):
+    """A monthly scheduler's compile: one ExampleGen per month of the run, reading that
+    month's drop in the bucket's landing zone; the windows list the months' spans; only the
+    evaluation window reaches the Evaluator, only the training window Transform."""
+    text, job = _compile(
+        tmp_path, "--eval-month", "2013-04", "--train-window", "3", "--drift-action", "warn"
+    )
+    months = (Month(2013, 1), Month(2013, 2), Month(2013, 3), Month(2013, 4))
+    tasks = _tasks(job)
+    assert {t for t in tasks if t.startswith(NodeId.EXAMPLE_GEN)} == {
+        node(NodeId.EXAMPLE_GEN, m) for m in months
+    }
+    assert set(tasks) - RESOLVERS == _components(months)
+    for month in months:
+        example_gen = node(NodeId.EXAMPLE_GEN, month)
+        assert _parameter(job, example_gen, "input_base") == LANDING
+        (split,) = json.loads(_parameter(job, example_gen, "input_config"))["splits"]
+        assert split["pattern"] == f"{month}/*"
+        assert _custom_config(job, example_gen)["custom_config"]["value"]["month"] == str(month)
+        # The driver (span, version, fingerprint of the drop's files) runs before the cache check.
+        assert "preCacheCheck" in _container(job, example_gen)["lifecycle"]
+    assert json.loads(_parameter(job, NodeId.TRAINING_WINDOW, "splits")) == {
+        "train": [201301, 201302],
+        "validation": [201303],
+    }
+    assert json.loads(_parameter(job, NodeId.EVALUATION_WINDOW, "splits")) == {"eval": [201304]}
+    assert _inputs(job, NodeId.TRAINING_WINDOW) == {
+        f"month_{i}": node(NodeId.EXAMPLE_GEN, m) for i, m in enumerate(months[:3])
+    }
+    assert _inputs(job, NodeId.EVALUATION_WINDOW) == {
+        "month_0": node(NodeId.EXAMPLE_GEN, months[3])
+    }
+    assert _parameter(job, NodeId.DATA_VALIDATOR, "drift_action") == "warn"
+    assert json.loads(_parameter(job, NodeId.DATA_VALIDATOR, "months")) == [str(m) for m in months]
+
+    assert _inputs(job, NodeId.TRANSFORM) == {
+        "examples": NodeId.TRAINING_WINDOW,
+        "schema": NodeId.SCHEMA_GEN,
+    }
+    evaluator = _inputs(job, NodeId.EVALUATOR)
+    assert evaluator["examples"] == NodeId.EVALUATION_WINDOW
+    assert NodeId.TRAINING_WINDOW not in evaluator.values()
+    depends = set(tasks[NodeId.EVALUATOR].get("dependentTasks", []))
+    assert NodeId.EVALUATION_WINDOW in depends
+    assert not {t for t in depends if t.startswith((NodeId.EXAMPLE_GEN, NodeId.TRAINING_WINDOW))}
+    assert _inputs(job, NodeId.INFRA_VALIDATOR)["examples"] == NodeId.EVALUATION_WINDOW
+    _assert_portable(text, tmp_path)
+    # The bucket's landing zone, and no other landing zone, is in the spec.
+    assert text.count('"gs://acme-ml/flight_delay/landing"') == len(months)
 
 
 @pytest.mark.component
@@ -170,7 +285,7 @@ def test_portable_preset_targets_a_flink_or_spark_job_server(tmp_path):
     text, job = _compile(
         tmp_path, "--beam", "portable", "--portable-job-endpoint", "flink-jobserver:8099"
     )
-    args = _container(job, NodeId.STATISTICS_GEN)["args"]
+    args = _container(job, node(NodeId.STATISTICS_GEN, Month(2013, 1)))["args"]
     assert {
         "--runner=PortableRunner",
         "--job_endpoint=flink-jobserver:8099",
@@ -230,7 +345,7 @@ def test_settings_come_from_the_environment_and_kfp_gets_yaml(tmp_path):
         "FLIGHT_DELAY_OUTPUT_DIR": str(tmp_path / "out"),
     }
     settings, submit = kr.settings_from([], environ)
-    assert settings.data_root == "gs://other/fd/data" and submit is False
+    assert settings.landing_root == "gs://other/fd/landing" and submit is False
     assert settings.spec_file.endswith(".yaml")
     path = pathlib.Path(kr.compile_pipeline(settings))
     spec = json_format.ParseDict(yaml.safe_load(path.read_text()), pipeline_spec_pb2.PipelineSpec())
@@ -241,7 +356,14 @@ def test_settings_come_from_the_environment_and_kfp_gets_yaml(tmp_path):
 def test_missing_settings_are_listed_in_one_error_before_compiling(tmp_path):
     with pytest.raises(kr.SettingsError) as error:
         kr.settings_from(
-            ["--beam", "dataflow", "--data-root", "/home/me/data", "--output-dir", str(tmp_path)],
+            [
+                "--beam",
+                "dataflow",
+                "--landing-root",
+                "/home/me/landing",
+                "--output-dir",
+                str(tmp_path),
+            ],
             {},
         )
     message = str(error.value)
@@ -252,7 +374,7 @@ def test_missing_settings_are_listed_in_one_error_before_compiling(tmp_path):
         "--mobile-model-dir",
         "--project (or FLIGHT_DELAY_PROJECT): needed for Dataflow",
         "--region",
-        "--data-root must be a bucket URI",
+        "--landing-root must be a bucket URI",
     ):
         assert missing in message
     assert not any(tmp_path.iterdir())  # nothing compiled
@@ -371,7 +493,7 @@ def test_defaults_are_the_dataclass_defaults_and_the_bucket_root_fills_the_paths
     assert submit is False
     paths = {
         "pipeline_root": "gs://acme-ml/fd/pipeline_root",
-        "data_root": "gs://acme-ml/fd/data",
+        "landing_root": "gs://acme-ml/fd/landing",
         "serving_model_dir": "gs://acme-ml/fd/serving_model/flight_delay",
         "mobile_model_dir": "gs://acme-ml/fd/mobile/flight_delay",
     }
@@ -380,8 +502,12 @@ def test_defaults_are_the_dataclass_defaults_and_the_bucket_root_fills_the_paths
         if field.default is not dataclasses.MISSING:
             assert getattr(settings, name) == field.default, name
     assert (settings.beam, settings.dataflow_max_workers, settings.tune) == ("direct", 10, True)
+    # The run's months default to the pipeline config's.
+    assert settings.eval_months == DEFAULT_EVAL_MONTHS
+    assert (settings.train_window, settings.drift_action) == (DEFAULT_TRAIN_WINDOW, "block")
     # A path set on its own wins over the one beneath the bucket root.
-    assert _settings("--data-root", "gs://elsewhere/data").data_root == "gs://elsewhere/data"
+    landing = _settings("--landing-root", "gs://elsewhere/landing").landing_root
+    assert landing == "gs://elsewhere/landing"
 
 
 @pytest.mark.unit
@@ -398,6 +524,10 @@ def test_every_setting_can_come_from_its_environment_variable():
         "FLIGHT_DELAY_DISTRIBUTION": "multi_worker_mirrored",
         "FLIGHT_DELAY_TUNE": "false",
         "FLIGHT_DELAY_ENABLE_CACHE": "0",
+        "FLIGHT_DELAY_EVAL_MONTHS": "2013-06,2013-07 2013-08",
+        "FLIGHT_DELAY_TRAIN_WINDOW": "4",
+        "FLIGHT_DELAY_DRIFT_ACTION": "warn",
+        "FLIGHT_DELAY_LANDING_ROOT": "gs://drops/flights",
         "FLIGHT_DELAY_SUBMIT": "yes",
         "FLIGHT_DELAY_REGION_TYPO": "ignored",
     }
@@ -415,6 +545,10 @@ def test_every_setting_can_come_from_its_environment_variable():
         "distribution": "multi_worker_mirrored",
         "tune": False,
         "enable_cache": False,
+        "eval_months": (Month(2013, 6), Month(2013, 7), Month(2013, 8)),
+        "train_window": 4,
+        "drift_action": "warn",
+        "landing_root": "gs://drops/flights",
     }
     assert {name: getattr(settings, name) for name in expected} == expected
     # An empty variable is unset, as in click.
@@ -440,6 +574,21 @@ def test_every_setting_can_come_from_its_environment_variable():
             "portable",
         ),
         ("tune", ["--no-tune"], {"FLIGHT_DELAY_TUNE": "true"}, False, True),
+        (
+            "eval_months",
+            ["--eval-month", "2013-09", "--eval-month", "2013-10"],
+            {"FLIGHT_DELAY_EVAL_MONTHS": "2013-05"},
+            (Month(2013, 9), Month(2013, 10)),
+            (Month(2013, 5),),
+        ),
+        ("train_window", ["--train-window", "6"], {"FLIGHT_DELAY_TRAIN_WINDOW": "4"}, 6, 4),
+        (
+            "drift_action",
+            ["--drift-action", "block"],
+            {"FLIGHT_DELAY_DRIFT_ACTION": "warn"},
+            "block",
+            "warn",
+        ),
         (
             "vertex_training",
             ["--vertex-training", *CLOUD],
@@ -489,6 +638,12 @@ def test_one_error_lists_every_problem_of_the_preset():
                 "./serving",
                 "--dataflow-disk-gb",
                 "0",
+                "--train-window",
+                "1",
+                "--eval-month",
+                "2013-11,2013-12",
+                "--eval-month",
+                "2013-11",
                 "--submit",
             ],
             {},
@@ -496,10 +651,12 @@ def test_one_error_lists_every_problem_of_the_preset():
     lines = str(error.value).splitlines()[1:]
     expected = [
         "--image (or FLIGHT_DELAY_IMAGE): the pipeline image",
-        "--data-root (or FLIGHT_DELAY_DATA_ROOT): a bucket URI (or set --bucket-root)",
+        "--landing-root (or FLIGHT_DELAY_LANDING_ROOT): a bucket URI (or set --bucket-root)",
         "--serving-model-dir must be a bucket URI (gs://, s3://, hdfs://), got './serving'",
         "--mobile-model-dir (or FLIGHT_DELAY_MOBILE_MODEL_DIR)",
         "--dataflow-disk-gb must be at least 1, got 0",
+        "--train-window must be at least 2 (training months plus one validation month), got 1",
+        "--eval-month names 2013-11 more than once",
         "--training-replicas above 1 needs --distribution multi_worker_mirrored, got 'none'",
         "--project (or FLIGHT_DELAY_PROJECT): needed for Vertex AI Training, submitting to "
         "Vertex AI Pipelines",
@@ -525,6 +682,22 @@ def test_one_error_lists_every_problem_of_the_preset():
         ([], {"FLIGHT_DELAY_DISTRIBUTION": "tpu"}, ["FLIGHT_DELAY_DISTRIBUTION", "'tpu'"]),
         ([], {"FLIGHT_DELAY_TUNE": "maybe"}, ["FLIGHT_DELAY_TUNE (--no-tune)", "'maybe'"]),
         (["--projcet", "acme"], {}, ["--projcet", "--project", "--help"]),
+        (
+            ["--eval-month", "11/2013"],
+            {},
+            [
+                "'--eval-month'",
+                "a month is written YYYY-MM with MM 01-12 (e.g. 2013-01), got '11/2013'",
+            ],
+        ),
+        (["--eval-month", "2013-11,2013-13"], {}, ["'--eval-month'", "got '2013-13'"]),
+        (
+            [],
+            {"FLIGHT_DELAY_EVAL_MONTHS": "2013-11,Dec"},
+            ["FLIGHT_DELAY_EVAL_MONTHS (--eval-month)", "got 'Dec'"],
+        ),
+        (["--train-window", "ten"], {}, ["'--train-window'", "'ten'", "integer"]),
+        (["--drift-action", "ignore"], {}, ["'--drift-action'", "'ignore'", "'block', 'warn'"]),
     ],
 )
 def test_a_bad_value_is_named_with_where_it_came_from(flags, environ, named, capsys):
@@ -550,10 +723,15 @@ def test_help_documents_every_option_its_environment_variable_and_default(capsys
         entry = entries[options[name]]
         assert f"[envvar:{kr.env_var(name)}" in entry
         if field.default not in (None, dataclasses.MISSING) and not isinstance(field.default, bool):
-            assert f"default:{field.default}]" in entry
+            assert f"default:{kr.shown(field.default)}]" in entry
     assert "[envvar:FLIGHT_DELAY_TUNE=false]" in entries["--no-tune"]
     assert "[envvar:FLIGHT_DELAY_SUBMIT=true]" in entries["--submit"]
     assert entries["--beam"].startswith("--beam[direct|dataflow|portable]")
+    assert "default:2013-11,2013-12]" in entries["--eval-month"]
+    # The window is fixed when compiling; a scheduler compiles again for a new month.
+    assert "fixedwhencompiling" in entries["--eval-month"]
+    assert "fixedwhencompiling" in entries["--train-window"]
+    assert "(default<bucket-root>/landing)" in entries["--landing-root"]
 
 
 @pytest.mark.unit
@@ -561,6 +739,14 @@ def test_pipeline_config_of_a_preset_sizes_components_by_node_id():
     direct = kr.pipeline_config(_settings())
     assert direct.resources[NodeId.TRANSFORM] == kr.Resources(8, 32)
     assert NodeId.TUNER in direct.resources and direct.tune
+    # A per-month kind's row sizes each month's node; the kind itself is no node id.
+    assert NodeId.STATISTICS_GEN not in direct.resources
+    assert {n for n in direct.resources if n.startswith(NodeId.STATISTICS_GEN)} == {
+        node(NodeId.STATISTICS_GEN, m) for m in DEFAULT_MONTHS
+    }
+    assert set(direct.resources[node(NodeId.STATISTICS_GEN, m)] for m in DEFAULT_MONTHS) == {
+        kr.RESOURCES["direct"][NodeId.STATISTICS_GEN]
+    }
     dataflow = kr.pipeline_config(_settings("--beam", "dataflow", *CLOUD, "--no-tune"))
     assert NodeId.TRANSFORM not in dataflow.resources and NodeId.TUNER not in dataflow.resources
     assert dataflow.resources[NodeId.TRAINER] == kr.Resources(8, 32) and not dataflow.tune
@@ -580,6 +766,32 @@ def test_pipeline_config_of_a_preset_sizes_components_by_node_id():
         IMAGE,
     )
     assert kr.pipeline_config(_settings()).vertex_training is None
+
+
+@pytest.mark.unit
+def test_pipeline_config_gets_the_landing_zone_and_the_run_of_months():
+    config = kr.pipeline_config(
+        _settings("--eval-month", "2014-01", "--train-window", "4", "--drift-action", "warn")
+    )
+    assert config.landing_root == LANDING
+    assert config.eval_months == (Month(2014, 1),) and config.train_window == 4
+    assert config.drift_action is DriftAction.WARN
+    assert [str(m) for m in config.months] == [
+        "2013-09",
+        "2013-10",
+        "2013-11",
+        "2013-12",
+        "2014-01",
+    ]
+    assert {n for n in config.resources if n.startswith(NodeId.STATISTICS_GEN)} == {
+        node(NodeId.STATISTICS_GEN, m) for m in config.months
+    }
+    default = kr.pipeline_config(_settings())
+    assert (default.eval_months, default.train_window) == (
+        DEFAULT_EVAL_MONTHS,
+        DEFAULT_TRAIN_WINDOW,
+    )
+    assert default.drift_action is DriftAction.BLOCK
 
 
 PRESETS = {

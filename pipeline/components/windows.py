@@ -20,11 +20,9 @@ from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from pipeline.constants import MONTH_SPLIT
+from pipeline.constants import MAX_MONTHS, MONTH_SPLIT
 from pipeline.months import Month
 
-MAX_MONTHS = 24
-"""Most months one window (or the DataValidator) takes."""
 SPANS_PROPERTY = "spans"
 """Custom property of a window: JSON {split: [span, ...]}."""
 

@@ -105,3 +105,10 @@ def test_local_config_takes_a_pipeline_name_and_overrides(tmp_path):
     assert config.pipeline_name == "other"
     assert config.pipeline_root.endswith("pipeline_root/other")
     assert config.drift_action is DriftAction.WARN
+
+
+def test_a_run_of_more_months_than_the_windows_take_is_refused(tmp_path):
+    from pipeline.constants import MAX_MONTHS
+
+    with pytest.raises(ValueError, match=rf"at most {MAX_MONTHS} months .*got 30 \+ 2"):
+        local_config(tmp_path, train_window=30)
