@@ -7,6 +7,9 @@ folder, so the driver's fingerprint covers the drop's files. An unchanged drop i
 fingerprint, is ingested again, and its Examples carry the newer version. The executor applies
 pipeline/ingestion.py (the join, the label, leakage removal) inside a Beam step, reading through
 tf.io.gfile, so the same component ingests from gs:// on Kubeflow and Dataflow.
+
+Limit: the fingerprint covers the month's own drop only; a re-delivered previous month, whose
+weather feeds this month's first hours, does not by itself re-ingest this month.
 """
 
 import apache_beam as beam
