@@ -8,6 +8,7 @@ import pathlib
 import numpy as np
 import pandas as pd
 import pytest
+import raw_rows
 import tensorflow as tf
 
 from pipeline import data
@@ -15,49 +16,11 @@ from transforms import features as F
 
 
 def _flight(**overrides) -> dict:
-    row = dict(
-        year=2013,
-        month=3,
-        day=4,
-        dep_time=700.0,
-        sched_dep_time=655,
-        dep_delay=5.0,
-        arr_time=900.0,
-        sched_arr_time=910,
-        arr_delay=-10.0,
-        carrier="UA",
-        flight=1,
-        tailnum="N1",
-        origin="EWR",
-        dest="IAH",
-        air_time=200.0,
-        distance=1400,
-        hour=6,
-        minute=55,
-        time_hour="2013-03-04T11:00:00Z",
-    )
-    return row | overrides
+    return raw_rows.flight(**overrides)
 
 
 def _weather(**overrides) -> dict:
-    row = dict(
-        origin="EWR",
-        year=2013,
-        month=3,
-        day=4,
-        hour=6,
-        temp=40.0,
-        dewp=20.0,
-        humid=50.0,
-        wind_dir=180.0,
-        wind_speed=10.0,
-        wind_gust=np.nan,
-        precip=0.0,
-        pressure=1010.0,
-        visib=10.0,
-        time_hour="2013-03-04T11:00:00Z",
-    )
-    return row | overrides
+    return raw_rows.weather(**overrides)
 
 
 PLANES = pd.DataFrame(

@@ -3,9 +3,9 @@ the month boundary; sampling after the join."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
+import raw_rows
 
 from pipeline import data, ingestion, landing
 from pipeline.months import Month
@@ -17,60 +17,16 @@ FEB, MAR = Month(2013, 2), Month(2013, 3)
 
 
 def _flight(**overrides) -> dict:
-    row = dict(
-        year=2013,
-        month=3,
-        day=1,
-        dep_time=40.0,
-        sched_dep_time=30,
-        dep_delay=10.0,
-        arr_time=300.0,
-        sched_arr_time=310,
-        arr_delay=-10.0,
-        carrier="UA",
-        flight=1,
-        tailnum="N1",
-        origin="EWR",
-        dest="IAH",
-        air_time=200.0,
-        distance=1400,
-        hour=0,
-        minute=30,
-    )
-    return row | overrides
+    """A flight leaving 2013-03-01 at 00:30, in the first hour of the month."""
+    early = dict(day=1, dep_time=40.0, sched_dep_time=30, dep_delay=10.0, arr_time=300.0)
+    return raw_rows.flight(**(early | dict(sched_arr_time=310, hour=0, minute=30) | overrides))
 
 
 def _weather(**overrides) -> dict:
-    row = dict(
-        origin="EWR",
-        year=2013,
-        month=3,
-        day=1,
-        hour=0,
-        temp=40.0,
-        dewp=20.0,
-        humid=50.0,
-        wind_dir=180.0,
-        wind_speed=10.0,
-        wind_gust=np.nan,
-        precip=0.0,
-        pressure=1010.0,
-        visib=10.0,
-    )
-    return row | overrides
+    return raw_rows.weather(**(dict(day=1, hour=0) | overrides))
 
 
-PLANES = [
-    dict(
-        tailnum="N1",
-        year=2003.0,
-        type="Fixed wing multi engine",
-        manufacturer="BOEING",
-        model="737",
-        engines=2,
-        seats=150,
-    )
-]
+PLANES = [raw_rows.plane()]
 
 # The last hours of February and the first of March at EWR; the flight leaves 2013-03-01 00:30.
 FEB_EVENING = [

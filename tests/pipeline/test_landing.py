@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
+import raw_rows
 
 from pipeline import data, landing
 from pipeline.months import Month
@@ -13,47 +13,11 @@ JAN, FEB, MAR = Month(2013, 1), Month(2013, 2), Month(2013, 3)
 
 
 def _flight(month: int, day: int = 1, **overrides) -> dict:
-    row = dict(
-        year=2013,
-        month=month,
-        day=day,
-        dep_time=700.0,
-        sched_dep_time=655,
-        dep_delay=5.0,
-        arr_time=900.0,
-        sched_arr_time=910,
-        arr_delay=-10.0,
-        carrier="UA",
-        flight=1,
-        tailnum="N1",
-        origin="EWR",
-        dest="IAH",
-        air_time=200.0,
-        distance=1400,
-        hour=6,
-        minute=55,
-    )
-    return row | overrides
+    return raw_rows.flight(month=month, day=day, **overrides)
 
 
 def _weather(month: int, day: int = 1, hour: int = 6, **overrides) -> dict:
-    row = dict(
-        origin="EWR",
-        year=2013,
-        month=month,
-        day=day,
-        hour=hour,
-        temp=40.0,
-        dewp=20.0,
-        humid=50.0,
-        wind_dir=180.0,
-        wind_speed=10.0,
-        wind_gust=np.nan,
-        precip=0.0,
-        pressure=1010.0,
-        visib=10.0,
-    )
-    return row | overrides
+    return raw_rows.weather(month=month, day=day, hour=hour, **overrides)
 
 
 PLANES = pd.DataFrame(
