@@ -1,4 +1,4 @@
-"""The baseline resolver: the newest blessed model other than the candidate."""
+"""The baseline resolver: the newest blessed model older than the candidate."""
 
 from __future__ import annotations
 
@@ -47,3 +47,12 @@ def test_no_blessed_model_means_no_baseline():
     models = [_model(1), _model(2)]
     result = _resolve(models, [_blessing(1, False)], [models[1]])
     assert result["model"] == []
+
+
+def test_a_model_trained_after_the_candidate_is_never_its_baseline():
+    """A second replay of March meets April's model, blessed later and trained on March."""
+    march, april = _model(5), _model(6)
+    models = [_model(1), march, april]
+    blessings = [_blessing(1, True), _blessing(5, True), _blessing(6, True)]
+    assert [m.id for m in _resolve(models, blessings, [march])["model"]] == [1]
+    assert [m.id for m in _resolve(models, blessings, [april])["model"]] == [5]
