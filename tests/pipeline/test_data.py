@@ -23,21 +23,7 @@ def _weather(**overrides) -> dict:
     return raw_rows.weather(**overrides)
 
 
-PLANES = pd.DataFrame(
-    [
-        dict(
-            tailnum="N1",
-            year=2003.0,
-            type="Fixed wing multi engine",
-            manufacturer="BOEING",
-            model="737",
-            engines=2,
-            seats=150,
-            speed=np.nan,
-            engine="Turbo-fan",
-        )
-    ]
-)
+PLANES = pd.DataFrame([raw_rows.plane(speed=np.nan, engine="Turbo-fan")])
 
 
 def _tables(flights: list[dict], weather: list[dict] | None = None) -> data.Tables:
