@@ -12,10 +12,10 @@ Paths, orchestrator and Beam settings only; the pipeline itself lives in pipelin
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import pathlib
 import sys
-import warnings
 
 BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
@@ -120,7 +120,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "still be published (default 0.005)",
     )
     parser.add_argument("--no-cache", action="store_true", help="re-execute every component")
-    parser.add_argument("--verbose", action="store_true", help="show the libraries' INFO logs")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the libraries' output (TensorFlow, Beam, KerasTuner, Keras, TFLite) on "
+        "the terminal instead of the run's log file",
+    )
     args = parser.parse_args(argv)
     args.replay = replay
     return args
@@ -129,19 +134,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
-    if not args.verbose:
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        # TFMA divides by zero for slices with one class; the summary shows their AUC as undefined.
-        warnings.filterwarnings(
-            "ignore", category=RuntimeWarning, module="tensorflow_model_analysis"
-        )
+    if args.verbose:
+        return _main(args)
+    from pipeline import console
 
+    output = args.output_dir.resolve()
+    started = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
+    log_file = output / ("replay/replay.log" if args.replay else f"runs/run-{started}.log")
+    with console.capture(log_file):
+        code = _main(args)
+        if console.log_path() is not None and console.log_path().exists():
+            console.say(f"Log: {console.log_path()}")
+        return code
+
+
+def _main(args: argparse.Namespace) -> int:
     import dataclasses
 
     from mobile.config import MobileConfig
     from models.config import TrainingConfig
-    from pipeline import local, replay, summary
+    from pipeline import console, local, replay, summary
     from pipeline.config import DriftAction, local_config
     from pipeline.data import DataError
     from pipeline.lock import RunLocked
@@ -172,7 +184,7 @@ def main(argv: list[str]) -> int:
     try:
         config = local_config(args.output_dir, **overrides)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+        console.say(f"error: {error}", error=True)
         return 2
     if args.replay:
         output = args.output_dir.resolve()
@@ -186,19 +198,21 @@ def main(argv: list[str]) -> int:
                 verbose=args.verbose,
             )
         except (ValueError, DataError, RunLocked) as error:
-            print(f"error: {error}", file=sys.stderr)
+            console.say(f"error: {error}", error=True)
             return 2
-        print(f"Replay: {output / 'replay' / 'replay.json'}")
+        console.say(f"Replay: {output / 'replay' / 'replay.json'}")
         return 1 if any(s.status == "failed" for s in steps) else 0
 
     try:
         result = local.run(config, args.output_dir.resolve() / "runs", verbose=args.verbose)
     except (DataError, RunLocked) as error:
-        print(f"error: {error}", file=sys.stderr)
+        console.say(f"error: {error}", error=True)
         return 2
-    print()
-    print(summary.format_summary(result))
-    print(f"Summary: {result['summary_file']}")
+    run_dir = pathlib.Path(result["summary_file"]).parent
+    console.move_log(run_dir / "run.log")
+    console.say("")
+    console.say(summary.format_summary(result))
+    console.say(f"Summary: {result['summary_file']}")
     return 1 if result["status"] == "failed" else 0
 
 

@@ -8,10 +8,9 @@ import json
 import logging
 import pathlib
 import re
-import sys
 import time
 
-from pipeline import landing, summary
+from pipeline import console, landing, summary
 from pipeline.config import PipelineConfig
 from pipeline.lock import exclusive
 
@@ -19,11 +18,12 @@ _PROGRESS = re.compile(r"Component (\S+) is (running|finished)\.|A cached execut
 
 
 class _ProgressHandler(logging.Handler):
-    """Turns LocalDagRunner's INFO log lines into one progress line per component."""
+    """Turns LocalDagRunner's INFO log lines into one progress line per component, with a
+    live status line while it runs (console.start_step)."""
 
-    def __init__(self, stream):
+    def __init__(self):
         super().__init__(logging.INFO)
-        self._stream, self._started, self._cached = stream, {}, False
+        self._started, self._cached = {}, False
 
     def emit(self, record: logging.LogRecord) -> None:
         match = _PROGRESS.match(record.getMessage())
@@ -34,26 +34,29 @@ class _ProgressHandler(logging.Handler):
             self._cached = True
         elif event == "running":
             self._started[node], self._cached = time.monotonic(), False
-            print(f"[pipeline] {node} ...", file=self._stream, flush=True)
+            console.start_step(node)
         else:
             seconds = time.monotonic() - self._started.pop(node, time.monotonic())
             how = "cached" if self._cached else "done"
-            print(f"[pipeline] {node} {how} in {seconds:.1f} s", file=self._stream, flush=True)
+            console.end_step()
+            console.say(f"[pipeline] {node} {how} in {seconds:.1f} s")
 
 
 @contextlib.contextmanager
 def _progress(verbose: bool):
-    """Shows component progress; the libraries' own logs only when `verbose` (else errors).
+    """Shows component progress; the libraries' own logs go to the console's log file when
+    it captures them (pipeline/console.py), to the terminal when `verbose`, else only their
+    errors.
 
     Verbosity is set through absl's flag, not the logger: libraries that silence absl
     temporarily restore the flag's value, which must stay INFO for the progress lines.
     """
     from absl import logging as absl_logging
 
-    handler = _ProgressHandler(sys.stdout)
+    handler = _ProgressHandler()
     quieted = (
         []
-        if verbose
+        if verbose or console.log_path() is not None
         else [
             (h, h.level)
             for h in (*logging.getLogger().handlers, *logging.getLogger("tensorflow").handlers)
@@ -92,10 +95,9 @@ def _run(config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool) -> dict:
     started = time.monotonic()
     started_at = datetime.datetime.now()
     written = landing.deliver(pathlib.Path(config.landing_root), config.months)
-    print(
+    console.say(
         f"[landing] {config.landing_root}: "
-        + (f"delivered {', '.join(map(str, written))}" if written else "every month present"),
-        flush=True,
+        + (f"delivered {', '.join(map(str, written))}" if written else "every month present")
     )
 
     error = None

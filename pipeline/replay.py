@@ -14,7 +14,7 @@ import dataclasses
 import json
 import pathlib
 
-from pipeline import landing, local
+from pipeline import console, landing, local
 from pipeline.config import PipelineConfig
 from pipeline.months import Month, describe
 
@@ -114,7 +114,7 @@ def replay(
         raise ValueError(f"last month {last_month} is before first month {first_month}")
     root = pathlib.Path(base.landing_root)
     landing.deliver(root, history)
-    print(f"[replay] history delivered: {describe(tuple(history))}", flush=True)
+    console.say(f"[replay] history delivered: {describe(tuple(history))}")
     steps: list[Step] = []
     frozen_model = None
     for month in _months(first_month, last_month):
@@ -142,7 +142,7 @@ def replay(
             all_cached=bool(result.get("all_cached")),
             wall_seconds=result["wall_seconds"],
         )
-        print(step.line(), flush=True)
+        console.say(step.line())
         steps.append(step)
         history.append(month)
     replay_dir.mkdir(parents=True, exist_ok=True)

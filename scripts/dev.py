@@ -20,6 +20,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 import venv
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -35,9 +36,22 @@ def _python() -> pathlib.Path:
     return VENV / "bin" / "python"
 
 
-def _run(*command: str | os.PathLike) -> None:
-    print("+", " ".join(str(c) for c in command), flush=True)
-    subprocess.run([str(c) for c in command], check=True, cwd=ROOT)
+def _run(*command: str | os.PathLike, log: pathlib.Path | None = None) -> None:
+    """Runs a command, its output to the terminal or appended to `log`; on failure with a log,
+    prints the log's last lines and its path, then exits with the command's code."""
+    line = "+ " + " ".join(str(c) for c in command)
+    if log is None:
+        print(line, flush=True)
+        subprocess.run([str(c) for c in command], check=True, cwd=ROOT)
+        return
+    with log.open("a") as out:
+        print(line, file=out, flush=True)
+        code = subprocess.run(
+            [str(c) for c in command], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        ).returncode
+    if code:
+        tail = log.read_text(errors="replace").splitlines()[-30:]
+        sys.exit("\n".join([*tail, f"error: {line[2:]} failed (exit {code}); full log: {log}"]))
 
 
 def _fingerprint() -> str:
@@ -56,14 +70,20 @@ def ensure_environment() -> None:
         )
     if STAMP.exists() and STAMP.read_text() == _fingerprint():
         return
-    print(f"Installing the locked environment into {VENV} (a few minutes, once) ...", flush=True)
+    started = time.monotonic()
     venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    log = VENV / "install.log"
+    print(
+        f"Installing the locked environment into {VENV} (a few minutes, once; log: {log}) ...",
+        flush=True,
+    )
     pip = (_python(), "-m", "pip", "install", "--disable-pip-version-check", "--no-deps")
-    _run(*pip, "-r", LOCK)
+    _run(*pip, "-r", LOCK, log=log)
     # The tfx wheels declare Requires-Python <3.11; their dependencies are in the lock.
-    _run(*pip, "--ignore-requires-python", "-r", TFX)
-    _run(*pip, "--no-build-isolation", "-e", ROOT)
+    _run(*pip, "--ignore-requires-python", "-r", TFX, log=log)
+    _run(*pip, "--no-build-isolation", "-e", ROOT, log=log)
     STAMP.write_text(_fingerprint())
+    print(f"Environment ready in {time.monotonic() - started:.0f} s.", flush=True)
 
 
 def lock() -> None:
