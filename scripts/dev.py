@@ -3,6 +3,7 @@
     python3 scripts/dev.py run [local_runner.py options]   # the pipeline on the bundled data
     python3 scripts/dev.py replay [options]                # 2013 month by month (retraining)
     python3 scripts/dev.py test [pytest options]           # the test suite
+    python3 scripts/dev.py lineage <version | URI | --span YYYY-MM> [--json]  # from ML Metadata
     python3 scripts/dev.py benchmark [options]             # timings of the full pipeline
     python3 scripts/dev.py benchmark-serving [options]     # serving latency and throughput
     python3 scripts/dev.py benchmark-mobile [options]      # TFLite sizes, AUC and latency
@@ -127,6 +128,7 @@ def main(argv: list[str]) -> int:
         "run": ["local_runner.py"],
         "replay": ["local_runner.py", "replay"],
         "test": ["-m", "pytest"],
+        "lineage": ["-m", "pipeline.lineage"],
         "benchmark": ["scripts/benchmark.py"],
         "benchmark-serving": ["scripts/benchmark_serving.py"],
         "benchmark-mobile": ["scripts/benchmark_mobile.py"],
