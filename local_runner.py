@@ -142,10 +142,7 @@ def main(argv: list[str]) -> int:
     started = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
     log_file = output / ("replay/replay.log" if args.replay else f"runs/run-{started}.log")
     with console.capture(log_file):
-        code = _main(args)
-        if console.log_path() is not None and console.log_path().exists():
-            console.say(f"Log: {console.log_path()}")
-        return code
+        return _main(args)
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -201,6 +198,7 @@ def _main(args: argparse.Namespace) -> int:
             console.say(f"error: {error}", error=True)
             return 2
         console.say(f"Replay: {output / 'replay' / 'replay.json'}")
+        _say_files(output / "replay" / "report.html")
         return 1 if any(s.status == "failed" for s in steps) else 0
 
     try:
@@ -213,7 +211,20 @@ def _main(args: argparse.Namespace) -> int:
     console.say("")
     console.say(summary.format_summary(result))
     console.say(f"Summary: {result['summary_file']}")
+    _say_files(result.get("report_file"), result.get("report_error"))
     return 1 if result["status"] == "failed" else 0
+
+
+def _say_files(report: str | pathlib.Path | None, report_error: str | None = None) -> None:
+    """The last lines: the libraries' log (when captured) and the report."""
+    from pipeline import console
+
+    if console.log_path() is not None:
+        console.say(f"Log: {console.log_path()}")
+    if report_error:
+        console.say(f"Report: not written ({report_error})", error=True)
+    elif report and pathlib.Path(report).exists():
+        console.say(f"Report: {report}")
 
 
 if __name__ == "__main__":

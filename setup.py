@@ -17,7 +17,7 @@ setup(
     packages=find_packages(include=["pipeline*", "models*", "transforms*", "serving*", "mobile*"]),
     package_data={
         "transforms": ["schema/*.pbtxt"],
-        "pipeline": ["model_card.schema.json", "model_card.md.jinja"],
+        "pipeline": ["model_card.schema.json", "model_card.md.jinja", "report.html.jinja"],
     },
     py_modules=["local_runner", "kubeflow_runner"],
 )

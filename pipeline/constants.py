@@ -28,6 +28,10 @@ EVAL_METRICS: dict[str, str] = {
 change against a baseline is stored as "<key>_diff")."""
 GATED_METRIC = "AUC"
 """The metric whose value and change thresholds decide the blessing (overall slice)."""
+MIN_SLICE_EXAMPLES = 100
+"""Below this many evaluation examples a slice's metrics are too noisy to compare (an AUC's
+standard error is ~0.05 at 100 examples with a quarter of them delayed): the report marks
+such slices small and the model card names them under its limitations."""
 
 
 class NodeId:

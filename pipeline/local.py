@@ -10,7 +10,7 @@ import pathlib
 import re
 import time
 
-from pipeline import console, landing, summary
+from pipeline import console, landing, report, summary
 from pipeline.config import PipelineConfig
 from pipeline.lock import exclusive
 
@@ -77,7 +77,9 @@ def _progress(verbose: bool):
 
 
 def run(config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool = False) -> dict:
-    """Runs the pipeline once and returns its summary, also written to the run's folder.
+    """Runs the pipeline once and returns its summary, also written to the run's folder with
+    the run's report (`report.html`, pipeline/report.py; `report_file` in the summary, or
+    `report_error` when it could not be drawn).
 
     A component failure does not raise: it is recorded in the summary (status "failed",
     the error message) so the caller can report it and exit non-zero. Raises RunLocked when
@@ -128,6 +130,14 @@ def _run(config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool) -> dict:
 
     run_dir = runs_dir / re.sub(r"[^0-9A-Za-z_.-]", "-", result["run_id"])
     run_dir.mkdir(parents=True, exist_ok=True)
+    drawing = time.monotonic()
+    console.start_step("report")
+    try:
+        result["report_file"] = str(report.write_report(result, config.metadata_path, run_dir))
+    except Exception as exc:  # noqa: BLE001 -- a report that cannot be drawn loses no run
+        result["report_error"] = f"{type(exc).__name__}: {exc}"
+    console.end_step()
+    console.say(f"[pipeline] report done in {time.monotonic() - drawing:.1f} s")
     result["summary_file"] = str(run_dir / "summary.json")
     pathlib.Path(result["summary_file"]).write_text(json.dumps(result, indent=2))
     return result

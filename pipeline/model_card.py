@@ -41,6 +41,7 @@ from pipeline.constants import (
     EVAL_METRICS,
     EVAL_SPLIT,
     GATED_METRIC,
+    MIN_SLICE_EXAMPLES,
     TRAIN_SPLIT,
     VALIDATION_SPLIT,
 )
@@ -64,11 +65,6 @@ AUC, AUC_DIFF = EVAL_METRICS[GATED_METRIC], f"{EVAL_METRICS[GATED_METRIC]}_diff"
 COUNT = EVAL_METRICS["ExampleCount"]
 METRICS = (COUNT, AUC, AUC_DIFF, *(m for m in EVAL_METRICS.values() if m not in (COUNT, AUC)))
 """The metrics a card reports per slice, in table order: TFMA's keys (pipeline.constants)."""
-
-MIN_SLICE_EXAMPLES = 100
-"""Below this many evaluation examples a slice's metrics are too noisy to compare (an AUC's
-standard error is ~0.05 at 100 examples with a quarter of them delayed): the card names such
-slices as a limitation. They are reported, never gated (pipeline.pipeline.eval_config)."""
 
 ROLES = {
     TRAIN_SPLIT: "training",

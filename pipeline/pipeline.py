@@ -42,7 +42,12 @@ RUN_FN = "models.training.run_fn"
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     """Metrics overall and per carrier/origin/month; the overall AUC must clear a floor and
-    must not fall behind the latest blessed model (small slices are reported, not gated)."""
+    must not fall behind the latest blessed model (small slices are reported, not gated).
+    The ROC curve and the reliability diagram are computed as plots for the run report."""
+    plots = {
+        "ConfusionMatrixPlot": {"num_thresholds": 200},  # the ROC curve
+        "CalibrationPlot": {"num_buckets": 20},  # the reliability diagram
+    }
     auc_threshold = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_eval_auc}),
         change_threshold=tfma.GenericChangeThreshold(
@@ -72,6 +77,10 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                     if name == GATED_METRIC
                     else tfma.MetricConfig(class_name=name)
                     for name in EVAL_METRICS
+                ]
+                + [
+                    tfma.MetricConfig(class_name=name, config=json.dumps(plot_config))
+                    for name, plot_config in plots.items()
                 ]
             )
         ],
@@ -270,6 +279,11 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
             base_directory=config.serving_model_dir,
             mobile_models=mobile_models,
             mobile_model_dir=config.mobile_model_dir or None,
+            # The model card's inputs (pipeline/model_card.py).
+            evaluation=evaluator.outputs["evaluation"],
+            hyperparameters=hyperparameters,
+            training_examples=training_window.outputs["examples"],
+            evaluation_examples=evaluation_window.outputs["examples"],
         ).with_id(NodeId.PUSHER)
     )
     if config.resources:

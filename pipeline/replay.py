@@ -14,7 +14,7 @@ import dataclasses
 import json
 import pathlib
 
-from pipeline import console, landing, local
+from pipeline import console, landing, local, report
 from pipeline.config import PipelineConfig
 from pipeline.months import Month, describe
 
@@ -97,7 +97,8 @@ def replay(
     verbose: bool = False,
 ) -> list[Step]:
     """Runs the pipeline once per month from `first_month` to `last_month`; returns the steps
-    (also written to `<replay_dir>/replay.json`). `base` gives every setting but the months:
+    (also written to `<replay_dir>/replay.json`, and drawn with the last month's run in
+    `<replay_dir>/report.html`). `base` gives every setting but the months:
     its train_window is the most months a window takes (fewer while history is short).
 
     Raises ValueError when fewer than MIN_HISTORY months precede `first_month` in the data
@@ -116,7 +117,7 @@ def replay(
     landing.deliver(root, history)
     console.say(f"[replay] history delivered: {describe(tuple(history))}")
     steps: list[Step] = []
-    frozen_model = None
+    frozen_model = result = None
     for month in _months(first_month, last_month):
         landing.deliver(root, [month])
         window = min(base.train_window, len(history))
@@ -146,9 +147,10 @@ def replay(
         steps.append(step)
         history.append(month)
     replay_dir.mkdir(parents=True, exist_ok=True)
-    (replay_dir / "replay.json").write_text(
-        json.dumps([dataclasses.asdict(s) for s in steps], indent=2)
-    )
+    replayed = [dataclasses.asdict(s) for s in steps]
+    (replay_dir / "replay.json").write_text(json.dumps(replayed, indent=2))
+    if result is not None:  # the last month's run, with the replay's AUC per month
+        report.write_report(result, base.metadata_path, replay_dir, replayed)
     return steps
 
 

@@ -37,6 +37,7 @@ class ComponentRun:
 
 
 def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+    """The SQLite ML Metadata store at `metadata_path`, opened read-only."""
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path
     config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
@@ -62,14 +63,15 @@ def _latest_run(store, pipeline_name: str, since: float | None = None):
     return latest
 
 
-def _node_id(store, execution) -> str:
+def node_id(store, execution) -> str:
+    """The pipeline node (e.g. `Trainer`) that ran an execution; `?` when none is recorded."""
     for context in store.get_contexts_by_execution(execution.id):
         if store.get_context_types_by_id([context.type_id])[0].name == "node":
             return context.name.split(".", 1)[-1]
     return "?"
 
 
-def _outputs(store, execution) -> dict[str, list]:
+def execution_outputs(store, execution) -> dict[str, list]:
     """Output key -> artifacts of one execution."""
     events = [
         e
@@ -224,13 +226,13 @@ def summarize(metadata_path: str, pipeline_name: str, since: float | None = None
     outputs = {}
     resolvers = set()  # resolver nodes resolve anew each run; they have nothing to cache
     for execution in executions:
-        node = _node_id(store, execution)
+        node = node_id(store, execution)
         seconds = (
             execution.last_update_time_since_epoch - execution.create_time_since_epoch
         ) / 1000
         state = _STATE_NAMES.get(execution.last_known_state, "unknown")
         summary["components"].append(dataclasses.asdict(ComponentRun(node, state, seconds)))
-        outputs[node] = _outputs(store, execution)
+        outputs[node] = execution_outputs(store, execution)
         if store.get_execution_types_by_id([execution.type_id])[0].name == _RESOLVER_TYPE:
             resolvers.add(node)
 

@@ -141,12 +141,16 @@ def test_in_container_preset_has_every_component_wired_and_runs_our_image(tmp_pa
     }
     assert depends[NodeId.TRAINER] == {NodeId.TRANSFORM, NodeId.TUNER}
     assert depends[NodeId.EVALUATOR] == {NodeId.EVALUATION_WINDOW, NodeId.TRAINER, model_resolver}
-    # The variants are converted and gated before the Pusher publishes them with the model.
+    # The variants are converted and gated before the Pusher publishes them with the model;
+    # the Tuner and the windows feed the model card (pipeline/model_card.py).
     assert depends[NodeId.PUSHER] == {
         NodeId.EVALUATOR,
         NodeId.INFRA_VALIDATOR,
         NodeId.MOBILE_EXPORT,
         NodeId.TRAINER,
+        NodeId.TUNER,
+        NodeId.TRAINING_WINDOW,
+        NodeId.EVALUATION_WINDOW,
     }
     assert depends[NodeId.MOBILE_EXPORT] == {
         NodeId.EVALUATION_WINDOW,

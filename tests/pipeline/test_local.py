@@ -292,3 +292,94 @@ def test_a_month_in_celsius_is_blocked_naming_temp_and_goes_on_with_warn(
     # The training window is unchanged: only what reads the evaluation months re-runs.
     assert states[NodeId.TRANSFORM] == ["cached"] and states[NodeId.TRAINER] == ["cached"]
     assert states[NodeId.EVALUATOR] == ["ran"]
+
+
+def test_lineage_of_the_pushed_version_names_its_spans_settings_and_blessing(
+    first_run, config, workspace, capsys
+):
+    from pipeline import lineage
+
+    version = first_run["pushed_version"]
+    result = lineage.lineage(config.metadata_path, version)
+    assert result["kind"] == f"serving and mobile version {version}"
+    assert [(m["span"], m["role"]) for m in result["months"]] == [
+        (201301, "training"),
+        (201302, "training"),
+        (201303, "validation"),
+        (201304, "evaluation"),
+        (201305, "evaluation"),
+    ]
+    assert all(m["landing"] and m["statistics_uri"] for m in result["months"])
+    assert result["model"]["uri"] == first_run["model_uri"]
+    hyperparameters = result["hyperparameters"]
+    best = pathlib.Path(hyperparameters["uri"]) / "best_hyperparameters.txt"
+    assert hyperparameters["values"] == json.loads(best.read_text())["values"]
+    assert hyperparameters["trial"] is not None
+    evaluation = result["evaluation"]
+    assert evaluation["blessed"] is True and evaluation["baseline_model"] is None
+    assert evaluation["months"] == ["2013-04", "2013-05"]
+    assert result["infra_validation"]["ok"] is True
+    assert result["push"]["destination"] == first_run["pushed_destination"]
+    assert result["mobile"]["destination"] == first_run["mobile"]["destination"]
+    text = lineage.format_lineage(result)
+    assert "training 2013-01..2013-02; validation 2013-03; evaluation 2013-04..2013-05" in text
+    # A later version (the retrained model, when that test ran) names this one as its champion.
+    for later in set(_versions(config)) - {version}:
+        champion = lineage.lineage(config.metadata_path, later)["evaluation"]["baseline_model"]
+        assert champion["pushed_version"] == version
+    april = lineage.spans(config.metadata_path, "2013-04")
+    assert first_run["model_uri"] in [e["model"]["uri"] for e in april["evaluated"]]
+
+    assert lineage.main(["1", "--output-dir", str(workspace)]) == 2
+    error = capsys.readouterr().err
+    assert "no pushed version and no artifact URI '1'" in error
+    assert config.metadata_path in error and version in error
+
+
+def test_the_pushed_version_has_a_valid_model_card_with_the_evaluations_auc(first_run, config):
+    from pipeline import model_card
+
+    version = first_run["pushed_version"]
+    served = pathlib.Path(config.serving_model_dir) / version / model_card.SERVING_CARD_DIR
+    card = json.loads((served / model_card.JSON_FILE).read_text())
+    model_card.validate(card)
+    overall = {
+        m["type"]: m["value"]
+        for m in card["quantitative_analysis"]["performance_metrics"]
+        if m["slice"] == model_card.OVERALL
+    }
+    assert overall["auc"] == first_run["candidate_auc"]
+    assert overall["example_count"] == 2 * ROWS_PER_MONTH
+    assert card["model_details"]["version"]["name"] == version
+    mobile = pathlib.Path(config.mobile_model_dir) / version / model_card.JSON_FILE
+    assert mobile.read_bytes() == (served / model_card.JSON_FILE).read_bytes()
+    assert (served / model_card.HTML_FILE).exists() and (served / model_card.MARKDOWN_FILE).exists()
+
+
+def test_the_run_report_is_one_self_contained_page_that_renders_offline(first_run, tmp_path):
+    from browser import colours, parse_page, render
+
+    page = pathlib.Path(first_run["report_file"])
+    assert page == pathlib.Path(first_run["summary_file"]).with_name("report.html")
+    html = page.read_text()
+    parsed = parse_page(html)
+    assert parsed.sections == [
+        "data",
+        "tuning",
+        "training",
+        "evaluation",
+        "serving",
+        "replay",
+        "components",
+    ]
+    # Rows per month, one distribution per feature, loss/AUC, ROC, calibration, slices.
+    assert len(parsed.images) == 1 + len(F.FEATURES) + 4
+    assert all(src.startswith("data:image/png;base64,") for src in parsed.images)
+    assert parsed.external() == [] and parsed.scripts == 0 and parsed.links == 0
+    assert "Could not build" not in html and "no ROC or calibration plots" not in html
+    assert 'alt="ROC curve"' in html and 'alt="reliability diagram"' in html
+    assert f"Pushed version {first_run['pushed_version']}" in html
+
+    rendered = render(page, tmp_path / "report.png")
+    assert rendered.console == [], rendered.log[-3000:]
+    assert colours(rendered.screenshot) > 100  # text and plots, not a blank page

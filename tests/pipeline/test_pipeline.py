@@ -35,7 +35,7 @@ def test_eval_config_slices_by_the_registry_and_gates_the_overall_auc(tmp_path):
     slices = [list(s.feature_keys) for s in evaluation.slicing_specs]
     assert slices == [[]] + [[key] for key in F.SLICE_KEYS]
     metrics = {m.class_name: m for m in evaluation.metrics_specs[0].metrics}
-    assert set(metrics) == set(EVAL_METRICS)
+    assert set(metrics) == {*EVAL_METRICS, "ConfusionMatrixPlot", "CalibrationPlot"}
     gated = [name for name, m in metrics.items() if m.per_slice_thresholds]
     assert gated == [GATED_METRIC]
     (threshold,) = metrics[GATED_METRIC].per_slice_thresholds

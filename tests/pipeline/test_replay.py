@@ -132,6 +132,12 @@ def test_replay_reports_each_month_and_the_champion_is_replaced_when_the_candida
     written = json.loads((workspace / "replay" / "replay.json").read_text())
     assert [w["month"] for w in written] == ["2013-03", "2013-04"]
     assert written[1]["candidate_auc"] == april.candidate_auc
+    # The replay's report: the last month's run with a row (and a point) per replayed month.
+    page = (workspace / "replay" / "report.html").read_text()
+    replay_section = page[page.index('id="replay"') :]
+    assert "No replay" not in replay_section
+    assert "2013-03" in replay_section and "2013-04" in replay_section
+    assert "pushed (replaces the champion)" in replay_section
 
 
 def test_a_second_replay_of_the_same_months_re_executes_nothing(steps, base, workspace):
