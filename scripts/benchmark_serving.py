@@ -1,17 +1,20 @@
-"""Serving latency and throughput: in-process SavedModel, dev server over REST and gRPC, and a
-10,000-request soak with a version switch in the middle; prints the figures.
+"""Serving latency and throughput: in-process SavedModel, dev server over REST and gRPC, the
+cost of request logging (sampling rate 1.0 vs off), and a 10,000-request soak with a version
+switch in the middle; prints the figures.
 
     python3 scripts/dev.py run                      # once, to have a pushed model and eval data
-    python3 scripts/dev.py benchmark-serving [--model-dir DIR] [--data-dir DIR]
+    python3 scripts/dev.py benchmark-serving [--model-dir DIR] [--data-dir DIR] [--logging-only]
 
 Goals (2 cores): in-process batch-1 p50 <= 3 ms and p99 <= 10 ms, batch 256 >= 20k rows/s;
 soak: 0 failed requests. The dev server runs in its own process, as a model server would.
+`--logging-only` measures just the request-logging cost (two dev server starts).
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import os
 import pathlib
@@ -105,32 +108,91 @@ def _concurrent(calls, clients: int, total: int) -> tuple[float, list[str]]:
     return total / (time.perf_counter() - started), failures
 
 
+@contextlib.contextmanager
+def _dev_server(base: str, *flags: str):
+    """A dev server process on `base`, with REST and gRPC clients; stopped with SIGTERM (which
+    finishes its request log files)."""
+    rest_port, grpc_port = _free_port(), _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "serving.dev_server",
+            f"--model_name={MODEL}",
+            f"--model_base_path={base}",
+            f"--rest_api_port={rest_port}",
+            f"--port={grpc_port}",
+            "--file_system_poll_wait_seconds=0.5",
+            *flags,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    rest = RestClient(f"http://127.0.0.1:{rest_port}", MODEL)
+    grpc_client = GrpcClient(f"127.0.0.1:{grpc_port}", MODEL)
+    try:
+        _wait_until_serving(rest, process)
+        yield rest, grpc_client
+    finally:
+        for client in (rest, grpc_client):
+            client.close()
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def logging_cost(model_dir: str, rows: list[dict], count: int = 1000) -> dict:
+    """Batch-1 predict latency over REST and gRPC with request logging off and at sampling
+    rate 1.0 (every request written as a PredictionLog).
+
+    Two dev servers run side by side on the same model and take the requests in alternating
+    blocks of 50, so a change in the machine's load during the run affects both settings alike
+    (on a shared machine, sequential runs drift by more than the cost), while the writer
+    thread's work stays within its own server's blocks."""
+    settings = {"off": (), "rate_1.0": ("--request_log_sampling_rate=1.0",)}
+    figures: dict = {}
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        base = os.path.join(tmp, MODEL)
+        push.push(model_dir, base)
+        log_dir = os.path.join(tmp, "request_logs")
+        clients = {
+            setting: stack.enter_context(
+                _dev_server(base, *flags, *([f"--request_log_dir={log_dir}"] if flags else []))
+            )
+            for setting, flags in settings.items()
+        }
+        for protocol, index in (("rest", 0), ("grpc", 1)):
+            times: dict[str, list[float]] = {setting: [] for setting in settings}
+            for setting in settings:  # warm-up, not measured
+                for i in range(20):
+                    clients[setting][index].predict([rows[i % len(rows)]])
+            for block in range(0, count, 50):
+                for setting in settings:
+                    client = clients[setting][index]
+                    for i in range(block, min(block + 50, count)):
+                        started = time.perf_counter()
+                        client.predict([rows[i % len(rows)]])
+                        times[setting].append(time.perf_counter() - started)
+            for setting in settings:
+                figures.setdefault(setting, {})[protocol] = _percentiles(times[setting])
+        stack.close()  # SIGTERM: the logging server finishes its last file
+        files = sorted(tf.io.gfile.glob(f"{log_dir}/*.tfrecord"))
+        figures["records_written"] = sum(1 for _ in tf.data.TFRecordDataset(files))
+        figures["bytes_per_record"] = round(
+            sum(tf.io.gfile.stat(f).length for f in files) / max(figures["records_written"], 1)
+        )
+    for setting in settings:
+        print(f"[benchmark] request logging {setting}: {figures[setting]}", flush=True)
+    return figures
+
+
 def server_figures(model_dir: str, rows: list[dict], in_process_p50: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         base = os.path.join(tmp, MODEL)
         # The copy carries the model's own assets.extra/ warmup file, if it has one (a pushed
         # version does); passing it again would copy it twice and fail.
         push.push(model_dir, base)
-        rest_port, grpc_port = _free_port(), _free_port()
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "serving.dev_server",
-                f"--model_name={MODEL}",
-                f"--model_base_path={base}",
-                f"--rest_api_port={rest_port}",
-                f"--port={grpc_port}",
-                "--file_system_poll_wait_seconds=0.5",
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        rest = RestClient(f"http://127.0.0.1:{rest_port}", MODEL)
-        grpc_client = GrpcClient(f"127.0.0.1:{grpc_port}", MODEL)
-        try:
-            _wait_until_serving(rest, process)
+        with _dev_server(base) as (rest, grpc_client):
             figures = {}
             for name, client in (("rest", rest), ("grpc", grpc_client)):
                 for i in range(20):
@@ -179,11 +241,15 @@ def server_figures(model_dir: str, rows: list[dict], in_process_p50: float) -> d
                 "first_failures": failures[:3],
             }
             return figures
-        finally:
-            for client in (rest, grpc_client):
-                client.close()
-            process.terminate()
-            process.wait(timeout=30)
+
+
+def _print_logging_cost(figures: dict) -> None:
+    for protocol in ("rest", "grpc"):
+        off, on = figures["off"][protocol], figures["rate_1.0"][protocol]
+        print(
+            f"request logging {protocol:<4} batch-1 p50 {off['p50_ms']} -> {on['p50_ms']} ms, "
+            f"p99 {off['p99_ms']} -> {on['p99_ms']} ms (off -> sampling rate 1.0)"
+        )
 
 
 def _newest_model() -> str:
@@ -206,6 +272,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--output", type=pathlib.Path, default=ROOT / "benchmark-output" / "serving.json"
     )
+    parser.add_argument(
+        "--logging-only",
+        action="store_true",
+        help="measure only the request-logging cost (rate 1.0 vs off)",
+    )
     args = parser.parse_args(argv)
     model_dir = args.model_dir or _newest_model()
     files = sorted(str(p) for p in (args.data_dir / "eval").glob("*.tfrecord"))
@@ -215,10 +286,17 @@ def main(argv: list[str]) -> int:
     columns = codec.columns_from_examples(records)
     rows = codec.rows_from_columns({k: v[:512] for k, v in columns.items()})
     print(f"[benchmark] model {model_dir}, {len(records)} eval rows", flush=True)
+    if args.logging_only:
+        figures = logging_cost(model_dir, rows)
+        _print_logging_cost(figures)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.with_name("serving_logging.json").write_text(json.dumps(figures, indent=2))
+        return 0
 
     results = {"model_dir": model_dir, "in_process": in_process(model_dir, columns)}
     print(f"[benchmark] in-process: {results['in_process']}", flush=True)
     results.update(server_figures(model_dir, rows, results["in_process"]["p50_ms"]))
+    results["request_logging"] = logging_cost(model_dir, rows)
 
     p = results["in_process"]
     checks = {
@@ -242,6 +320,7 @@ def main(argv: list[str]) -> int:
             f"{r['requests_per_s_8_clients']} req/s with 8 clients, p50 x"
             f"{r['p50_vs_in_process']} of in-process"
         )
+    _print_logging_cost(results["request_logging"])
     soak = results["soak"]
     print(
         f"soak: {soak['requests']} requests, {soak['failed']} failed, version "

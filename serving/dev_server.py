@@ -17,7 +17,9 @@ gRPC half on grpcio with TF Serving's generated servicers.
 
 It serves the newest integer version(s) under --model_base_path and polls for new ones; a new
 version is loaded and warmed up before it replaces the old one, and requests already running
-finish on the version they started with.
+finish on the version they started with. With --request_log_sampling_rate > 0 and
+--request_log_dir, answered Predict and Classify requests of both protocols are sampled into
+TF Serving's PredictionLog files, off the request path (serving/request_log.py).
 
     python -m serving.dev_server --model_name=flight_delay \\
         --model_base_path=output/serving_model/flight_delay --rest_api_port=8501 --port=8500
@@ -29,11 +31,13 @@ import argparse
 import base64
 import binascii
 import dataclasses
+import functools
 import json
 import logging
 import math
 import os
 import re
+import signal
 import threading
 from collections.abc import Mapping
 from concurrent import futures
@@ -45,7 +49,6 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
-    classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
     model_service_pb2_grpc,
@@ -58,7 +61,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from models.constants import CLASSIFY_METHOD, MODEL_NAME, PREDICT_SIGNATURE
-from serving import contract, push, warmup
+from serving import contract, push, request_log, warmup
 
 log = logging.getLogger("serving.dev_server")
 
@@ -759,12 +762,13 @@ def _example(row: Any, what: str):
     return example
 
 
-def _examples(body: dict, verb: str) -> list[bytes]:
-    """{"examples": [...], "context": {...}} -> serialized tf.Examples, each merged with the
-    context as TF Serving's ExampleListWithContext does (the example's features win)."""
-    context = b""
+def _examples(body: dict, verb: str) -> tuple[Any, list]:
+    """{"examples": [...], "context": {...}} -> (the context tf.Example or None, the
+    tf.Examples), as a gRPC ClassificationRequest carries them (example_list, or
+    example_list_with_context). `_merged` serializes them as the model reads them."""
+    context = None
     if "context" in body:
-        context = _example(body["context"], "'context'").SerializeToString()
+        context = _example(body["context"], "'context'")
     if "examples" not in body:
         raise _invalid(
             f"JSON Value: {_json_text(body)} When method is {verb}, key 'examples' "
@@ -775,10 +779,14 @@ def _examples(body: dict, verb: str) -> list[bytes]:
         raise _invalid("Expecting 'examples' value to be an list/array")
     if not examples:
         raise _invalid("'examples' value is an empty array")
-    return [
-        context + _example(row, f"'examples' element {i}").SerializeToString()
-        for i, row in enumerate(examples)
-    ]
+    return context, [_example(row, f"'examples' element {i}") for i, row in enumerate(examples)]
+
+
+def _merged(context: Any, examples: list) -> list[bytes]:
+    """Serialized tf.Examples, each merged with the context as TF Serving's
+    ExampleListWithContext does (concatenated serializations: the example's features win)."""
+    prefix = context.SerializeToString() if context is not None else b""
+    return [prefix + example.SerializeToString() for example in examples]
 
 
 def _flat_json(array: np.ndarray, as_b64: bool) -> list:
@@ -919,9 +927,15 @@ class RestApp:
     Every request gets a JSON answer: ServingErrors map to TF Serving's HTTP statuses, bodies
     over `max_body_bytes` to 413, and any other exception to a 500 carrying its message."""
 
-    def __init__(self, manager: ModelManager, max_body_bytes: int = MAX_BODY_BYTES):
+    def __init__(
+        self,
+        manager: ModelManager,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        request_logger: request_log.RequestLogger | None = None,
+    ):
         self.manager = manager
         self.max_body_bytes = max_body_bytes
+        self.request_logger = request_logger
         self.request_class = type(
             "LimitedRequest", (Request,), {"max_content_length": max_body_bytes}
         )
@@ -986,6 +1000,13 @@ class RestApp:
                 preserving_proto_field_name=True,
                 including_default_value_fields=True,
             )
+        if endpoint == "infer":
+            try:
+                return self._infer(request, args)
+            except Exception as e:
+                if self.request_logger is not None:  # counted as rejected, never logged
+                    self.request_logger.log(None, e, None)
+                raise
         servable = self._servable(args)
         if endpoint == "metadata":
             # TF Serving prints with always_print_primitive_fields (http_rest_api_util.cc).
@@ -1003,6 +1024,12 @@ class RestApp:
                     )
                 },
             }
+        raise AssertionError(f"unrouted endpoint {endpoint}")
+
+    def _infer(self, request: Request, args: dict) -> tuple[int, Any]:
+        """:predict, :classify and :regress. An answered Predict or Classify is offered to the
+        request logger in the form a gRPC client would have sent it (request_log)."""
+        servable = self._servable(args)
         body = _read_json(request)
         signature_name = body.get("signature_name", "")
         if not isinstance(signature_name, str):
@@ -1027,13 +1054,52 @@ class RestApp:
             else:
                 raise _invalid("Missing 'inputs' or 'instances' key")
             outputs = predict(signature, inputs)
-            return 200, _predict_response(outputs, rows)
-        examples = _examples(body, verb)
+            answer = _predict_response(outputs, rows)
+            if self.request_logger is not None:
+                spec = request_log.model_spec(servable.name, _url_version(args), signature_name)
+                dtypes = {name: sig.inputs[name].dtype for name in inputs}
+                self.request_logger.log(
+                    functools.partial(request_log.predict_request, spec, inputs, dtypes),
+                    functools.partial(_predict_proto, servable, signature.key, outputs),
+                    functools.partial(_log_metadata, servable, signature.key),
+                )
+            return 200, answer
+        context, examples = _examples(body, verb)
         method = CLASSIFY_METHOD if verb == "classify" else REGRESS_METHOD
-        outputs = run_examples(servable.signature(signature_name, method), examples)
+        signature = servable.signature(signature_name, method)
+        outputs = run_examples(signature, _merged(context, examples))
         if verb == "classify":
-            return 200, _classify_response(outputs)
+            answer = _classify_response(outputs)
+            if self.request_logger is not None:
+                spec = request_log.model_spec(servable.name, _url_version(args), signature_name)
+                self.request_logger.log(
+                    functools.partial(request_log.classification_request, spec, examples, context),
+                    functools.partial(_classification_proto, servable, signature.key, outputs),
+                    functools.partial(_log_metadata, servable, signature.key),
+                )
+            return 200, answer
         return 200, {"results": _flat_json(outputs["outputs"], False)}
+
+
+def _url_version(args: dict) -> int | None:
+    """The version pinned in a REST URL (already checked by RestApp._servable), or None."""
+    return int(args["version"]) if "version" in args else None
+
+
+def _log_metadata(servable: Servable, signature_key: str):
+    return request_log.log_metadata(servable.name, servable.version, signature_key)
+
+
+def _predict_proto(servable: Servable, signature_key: str, outputs: dict, output_filter=()):
+    """The PredictResponse TF Serving answers (model_spec = the servable that answered)."""
+    spec = request_log.model_spec(servable.name, servable.version, signature_key)
+    return request_log.predict_response(spec, outputs, output_filter)
+
+
+def _classification_proto(servable: Servable, signature_key: str, outputs: dict):
+    """The ClassificationResponse TF Serving answers, from `classes` and `scores`."""
+    spec = request_log.model_spec(servable.name, servable.version, signature_key)
+    return request_log.classification_response(spec, outputs.get("classes"), outputs["scores"])
 
 
 class _RequestHandler(WSGIRequestHandler):
@@ -1068,8 +1134,11 @@ def _abort_on_error(method):
 
 
 class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, manager: ModelManager):
+    def __init__(
+        self, manager: ModelManager, request_logger: request_log.RequestLogger | None = None
+    ):
         self.manager = manager
+        self.request_logger = request_logger
 
     @staticmethod
     def _spec(response_spec, servable: Servable, signature_name: str) -> None:
@@ -1077,10 +1146,24 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response_spec.version.value = servable.version
         response_spec.signature_name = signature_name
 
+    def _logged(self, answer, request):
+        """Runs `answer(request)` -> (response, LogMetadata builder) and offers the pair to the
+        request logger; a failure is counted as rejected and re-raised."""
+        try:
+            response, metadata = answer(request)
+        except Exception as e:
+            if self.request_logger is not None:
+                self.request_logger.log(request, e, None)
+            raise
+        if self.request_logger is not None:
+            self.request_logger.log(request, response, metadata)
+        return response
+
     @_abort_on_error
     def Predict(self, request, context):
-        from tensorflow_serving.apis import predict_pb2
+        return self._logged(self._predict, request)
 
+    def _predict(self, request):
         spec = request.model_spec
         servable = self.manager.get(spec.name, _version(spec))
         signature = servable.signature(spec.signature_name)
@@ -1097,16 +1180,14 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             except (TypeError, ValueError) as e:
                 raise _invalid(f"tensor parsing error: {key}: {e}") from None
         outputs = predict(signature, inputs)
-        response = predict_pb2.PredictResponse()
-        self._spec(response.model_spec, servable, signature.key)
-        wanted = set(request.output_filter) or set(outputs)
-        for name, value in outputs.items():
-            if name in wanted:
-                response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
-        return response
+        response = _predict_proto(servable, signature.key, outputs, request.output_filter)
+        return response, functools.partial(_log_metadata, servable, signature.key)
 
     @_abort_on_error
     def Classify(self, request, context):
+        return self._logged(self._classify, request)
+
+    def _classify(self, request):
         spec = request.model_spec
         kind = request.input.WhichOneof("kind")
         if kind == "example_list":
@@ -1120,13 +1201,8 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         servable = self.manager.get(spec.name, _version(spec))
         signature = servable.signature(spec.signature_name, CLASSIFY_METHOD)
         outputs = run_examples(signature, examples)
-        response = classification_pb2.ClassificationResponse()
-        self._spec(response.model_spec, servable, signature.key)
-        for row_classes, row_scores in zip(outputs["classes"], outputs["scores"], strict=True):
-            result = response.result.classifications.add()
-            for label, score in zip(row_classes, row_scores, strict=True):
-                result.classes.add(label=label.decode(), score=float(score))
-        return response
+        response = _classification_proto(servable, signature.key, outputs)
+        return response, functools.partial(_log_metadata, servable, signature.key)
 
     @_abort_on_error
     def GetModelMetadata(self, request, context):
@@ -1158,7 +1234,12 @@ class _ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
 class DevServer:
     """The model manager plus REST (werkzeug, threaded) and gRPC front ends; port 0 picks a
-    free port, read back from `rest_port` / `grpc_port`."""
+    free port, read back from `rest_port` / `grpc_port`.
+
+    With `request_log` (a RequestLogConfig with a sampling rate > 0), answered Predict and
+    Classify requests of both protocols are sampled into PredictionLog files by
+    `request_logger` (serving/request_log.py); it is closed, and its last file finished, after
+    both front ends have stopped."""
 
     def __init__(
         self,
@@ -1171,9 +1252,15 @@ class DevServer:
         poll_seconds: float = 1.0,
         max_body_bytes: int = MAX_BODY_BYTES,
         grpc_workers: int = 8,
+        request_log_config: request_log.RequestLogConfig | None = None,
     ):
         self.manager = ModelManager(model_name, model_base_path, num_versions, poll_seconds)
-        self.rest_app = RestApp(self.manager, max_body_bytes)
+        self.request_logger = (
+            request_log.RequestLogger(request_log_config)
+            if request_log_config is not None and request_log_config.sampling_rate > 0
+            else None
+        )
+        self.rest_app = RestApp(self.manager, max_body_bytes, self.request_logger)
         self.http = make_server(
             host, rest_port, self.rest_app, threaded=True, request_handler=_RequestHandler
         )
@@ -1182,7 +1269,7 @@ class DevServer:
             options=[("grpc.max_receive_message_length", max_body_bytes)],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            _PredictionService(self.manager), self.grpc
+            _PredictionService(self.manager, self.request_logger), self.grpc
         )
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
             _ModelService(self.manager), self.grpc
@@ -1193,6 +1280,8 @@ class DevServer:
         self._http_thread: threading.Thread | None = None
 
     def start(self) -> DevServer:
+        if self.request_logger is not None:
+            self.request_logger.start()
         self.manager.start()
         self.grpc.start()
         self._http_thread = threading.Thread(
@@ -1206,6 +1295,9 @@ class DevServer:
         self.http.server_close()
         self.grpc.stop(grace=2).wait()
         self.manager.stop()
+        if self.request_logger is not None:
+            self.request_logger.close()
+            log.info("request log: %s", self.request_logger.counters())
 
     def __enter__(self) -> DevServer:
         return self.start()
@@ -1234,7 +1326,36 @@ def main(argv: list[str] | None = None) -> int:
         help="how many of the newest versions to serve (TF Serving's 'latest' policy)",
     )
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0)
+    parser.add_argument(
+        "--request_log_sampling_rate",
+        type=float,
+        default=0.0,
+        help="fraction of answered Predict/Classify requests written as PredictionLogs, in "
+        "[0, 1] (TF Serving's sampling_config.sampling_rate); 0 = off",
+    )
+    parser.add_argument(
+        "--request_log_dir", default="", help="folder (or gs:// path) of the request log files"
+    )
+    parser.add_argument(
+        "--request_log_max_file_bytes",
+        type=int,
+        default=request_log.RequestLogConfig.max_file_bytes,
+        help="a log file is finished once it holds this many bytes",
+    )
+    parser.add_argument(
+        "--request_log_max_file_seconds",
+        type=float,
+        default=request_log.RequestLogConfig.max_file_seconds,
+        help="a log file is finished once it has been open this long",
+    )
+    parser.add_argument(
+        "--request_log_queue_size",
+        type=int,
+        default=request_log.RequestLogConfig.queue_size,
+        help="records waiting for the writer; beyond it they are dropped (and counted)",
+    )
     args = parser.parse_args(argv)
+    log_config = _request_log_config(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not push.versions(args.model_base_path):
         log.warning("no integer version under %s yet; waiting for one", args.model_base_path)
@@ -1246,8 +1367,13 @@ def main(argv: list[str] | None = None) -> int:
         args.port,
         args.num_versions,
         args.file_system_poll_wait_seconds,
+        request_log_config=log_config,
     )
     server.start()
+    if log_config is not None:
+        log.info(
+            "logging %g of answered requests to %s", log_config.sampling_rate, log_config.log_dir
+        )
     log.info(
         "REST on http://%s:%d, gRPC on %s:%d (development server; production runs "
         "TensorFlow Serving)",
@@ -1256,11 +1382,40 @@ def main(argv: list[str] | None = None) -> int:
         args.host,
         server.grpc_port,
     )
+    stopping = threading.Event()
+    # SIGTERM (docker stop, Kubernetes, Popen.terminate) stops cleanly, as Ctrl-C does, so the
+    # last request log file is finished rather than left under its temporary name.
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
-        threading.Event().wait()
+        stopping.wait()
     except KeyboardInterrupt:
-        server.stop()
+        pass
+    server.stop()
     return 0
+
+
+def _request_log_config(parser, args) -> request_log.RequestLogConfig | None:
+    """The request-log flags as a RequestLogConfig (None when the sampling rate is 0); an
+    invalid combination exits through parser.error with the flag named."""
+    rate = args.request_log_sampling_rate
+    if not 0.0 <= rate <= 1.0:  # also refuses NaN
+        parser.error(f"--request_log_sampling_rate must be in [0, 1], got {rate}")
+    if rate == 0.0:
+        if args.request_log_dir:
+            log.warning("--request_log_dir is set but --request_log_sampling_rate is 0: no logging")
+        return None
+    if not args.request_log_dir:
+        parser.error("--request_log_sampling_rate > 0 needs --request_log_dir")
+    try:
+        return request_log.RequestLogConfig(
+            log_dir=args.request_log_dir,
+            sampling_rate=rate,
+            max_file_bytes=args.request_log_max_file_bytes,
+            max_file_seconds=args.request_log_max_file_seconds,
+            queue_size=args.request_log_queue_size,
+        )
+    except ValueError as e:
+        parser.error(f"request log flags: {e}")
 
 
 if __name__ == "__main__":

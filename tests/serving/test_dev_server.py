@@ -12,6 +12,7 @@ import http.client
 import json
 import logging
 import math
+import os
 import pathlib
 import re
 import threading
@@ -34,7 +35,7 @@ from models.constants import (
     PREDICT_METHOD,
     TRANSFORM_SIGNATURE,
 )
-from serving import dev_server, push, warmup
+from serving import dev_server, push, request_log, warmup
 from serving.client import GrpcClient, RestClient, ServingError
 from serving.dev_server import DevServer
 from transforms import codec
@@ -987,3 +988,158 @@ def test_the_readmes_example_requests_answer_as_documented(server):
     _, _, classified = examples[1]
     # The documented numbers come from one model; they must at least agree with each other.
     assert classified["results"][0][1] == ["delayed", predicted["predictions"][0]]
+
+
+# --- Request logging (serving/request_log.py) --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def logged_server(server, tmp_path_factory):
+    """A second server on the same model directory, logging every answered request."""
+    config = request_log.RequestLogConfig(
+        log_dir=str(tmp_path_factory.mktemp("request_logs")), sampling_rate=1.0
+    )
+    with DevServer(
+        MODEL,
+        server.manager.base_path,
+        rest_port=0,
+        grpc_port=0,
+        poll_seconds=0.2,
+        request_log_config=config,
+    ) as running:
+        yield running
+
+
+def _new_logs(logger, count: int) -> list:
+    """The last `count` PredictionLogs written, after finishing the open file."""
+    assert logger.flush()
+    logs = request_log.read(request_log.log_files(logger.config.log_dir))
+    assert len(logs) == logger.counters()["logged"]
+    return logs[-count:]
+
+
+def _sent_columns(rows: list[dict]) -> dict:
+    """What a predict request carries per input (absent values as NaN / b"")."""
+    return {
+        k: tf.make_ndarray(v) for k, v in codec.tensor_protos(codec.columns_from_rows(rows)).items()
+    }
+
+
+def test_answered_requests_of_every_kind_are_logged_as_sent(logged_server, rows):
+    logger = logged_server.request_logger
+    started = int(time.time())
+    version = push.versions(logged_server.manager.base_path)[-1]
+    before = logger.counters()
+    sent_rows = rows[:3]
+    examples = [_classify_example(row) for row in sent_rows]
+    assert _post(logged_server, PREDICT, {"instances": sent_rows})[0] == 200
+    columns = {k: v.tolist() for k, v in codec.columns_from_rows(sent_rows).items()}
+    assert _post(logged_server, PREDICT, {"inputs": columns})[0] == 200
+    body = {"signature_name": CLASSIFY_SIGNATURE, "examples": examples[1:], "context": {}}
+    assert _post(logged_server, f"/v1/models/{MODEL}/versions/{version}:classify", body)[0] == 200
+    channel = grpc.insecure_channel(f"127.0.0.1:{logged_server.grpc_port}")
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    assert _grpc_predict(stub, codec.columns_from_rows(sent_rows))[0] == grpc.StatusCode.OK
+    assert _grpc_classify(stub, _examples(sent_rows))[0] == grpc.StatusCode.OK
+    channel.close()
+    logs = _new_logs(logger, 5)
+    assert logger.counters()["logged"] == before["logged"] + 5
+
+    kinds = [record.WhichOneof("log_type") for record in logs]
+    assert kinds == ["predict_log"] * 2 + ["classify_log"] + ["predict_log", "classify_log"]
+    for record in logs:
+        meta = record.log_metadata
+        assert (meta.model_spec.name, meta.model_spec.version.value) == (MODEL, version)
+        assert started <= meta.timestamp_secs <= time.time()
+        assert meta.sampling_config.sampling_rate == 1.0
+    signatures = [record.log_metadata.model_spec.signature_name for record in logs]
+    assert signatures == [
+        "serving_default",
+        "serving_default",
+        "classify",
+        "serving_default",
+        "classify",
+    ]
+
+    expected = _sent_columns(sent_rows)
+    for record in (logs[0], logs[1], logs[3]):  # REST rows, REST columns, gRPC: one form
+        inputs = record.predict_log.request.inputs
+        assert set(inputs) == set(expected)
+        for name, values in expected.items():
+            assert (
+                inputs[name].dtype
+                == codec.tensor_protos(codec.columns_from_rows(sent_rows))[name].dtype
+            ), name
+            np.testing.assert_array_equal(tf.make_ndarray(inputs[name]), values, err_msg=name)
+        answer = record.predict_log.response
+        assert answer.model_spec.version.value == version
+        assert tf.make_ndarray(answer.outputs[OUTPUT_KEY]).shape == (3,)
+    np.testing.assert_array_equal(
+        tf.make_ndarray(logs[0].predict_log.response.outputs[OUTPUT_KEY]),
+        tf.make_ndarray(logs[3].predict_log.response.outputs[OUTPUT_KEY]),
+    )
+
+    rest_classify = logs[2].classify_log
+    assert rest_classify.request.model_spec.version.value == version  # pinned in the URL
+    with_context = rest_classify.request.input.example_list_with_context
+    assert list(with_context.examples) == _examples(sent_rows[1:])
+    assert len(rest_classify.response.result.classifications) == 2
+    grpc_classify = logs[4].classify_log
+    assert list(grpc_classify.request.input.example_list.examples) == _examples(sent_rows)
+    labels = [c.label for c in grpc_classify.response.result.classifications[0].classes]
+    assert labels == list(F.LABEL_CLASSES)
+
+
+def test_rejected_requests_are_counted_not_logged(logged_server, rows):
+    logger = logged_server.request_logger
+    logger.flush()
+    before = logger.counters()
+    bad_row = dict(rows[0], distance="far")
+    status, _ = _post(logged_server, PREDICT, {"instances": [bad_row]})
+    assert status == 400
+    assert _post(logged_server, PREDICT, b"{not json")[0] == 400
+    assert (
+        _post(logged_server, f"/v1/models/{MODEL}/versions/1:predict", {"instances": rows[:1]})[0]
+        == 404
+    )
+    channel = grpc.insecure_channel(f"127.0.0.1:{logged_server.grpc_port}")
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    code, _ = _grpc_classify(stub, _examples(rows[:1], distance=("int64", [1416])))
+    channel.close()
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert _get(logged_server, f"/v1/models/{MODEL}/metadata")[0] == 200  # not a logged kind
+    logger.flush()
+    after = logger.counters()
+    assert after["rejected"] - before["rejected"] == 4
+    assert after["logged"] == before["logged"]
+
+
+def test_a_full_log_queue_drops_records_and_no_request_fails(server, rows, tmp_path):
+    config = request_log.RequestLogConfig(
+        log_dir=str(tmp_path / "logs"), sampling_rate=1.0, queue_size=2
+    )
+    release = threading.Event()
+    with DevServer(
+        MODEL, server.manager.base_path, rest_port=0, grpc_port=0, request_log_config=config
+    ) as running:
+        logger = running.request_logger
+        write = logger._write
+
+        def stuck(record):  # a file system that hangs
+            release.wait(60)
+            write(record)
+
+        logger._write = stuck
+        with RestClient(f"http://127.0.0.1:{running.rest_port}", MODEL, retries=0) as rest:
+            answers = [rest.predict(rows[i : i + 1]) for i in range(12)]
+        with GrpcClient(f"127.0.0.1:{running.grpc_port}", MODEL, retries=0) as client:
+            answers += [client.classify(rows[i : i + 1]) for i in range(4)]
+        assert all(len(a) == 1 for a in answers)
+        counters = logger.counters()
+        assert counters["dropped"] >= 16 - 3  # one held by the stuck writer, two queued
+        release.set()
+    # Stopping the server wrote what was queued and finished the file.
+    counters = logger.counters()
+    assert counters["logged"] + counters["dropped"] == 16
+    assert counters["logged"] == len(request_log.read(request_log.log_files(config.log_dir)))
+    assert not [n for n in os.listdir(config.log_dir) if n.endswith(".tmp")]
