@@ -50,6 +50,20 @@ def say(message: str, error: bool = False) -> None:
     print(message, file=stream, flush=True)
 
 
+def quiet_libraries() -> None:
+    """For a short command (lineage, monitor) whose output is its own: TensorFlow's C++ logs
+    below FATAL, Python warnings and the libraries' log records below ERROR are not shown.
+    Call it before TensorFlow is imported (TF_CPP_MIN_LOG_LEVEL is read then)."""
+    import logging
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", category=FutureWarning)  # google-api-core's notices
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    for name in ("", "tensorflow", "absl"):  # Beam's and TFMA's import-time warnings
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def log_path() -> pathlib.Path | None:
     """Where the libraries' output is being written; None when it goes to the terminal."""
     return _State.log_path

@@ -750,8 +750,10 @@ def main(argv: list[str] | None = None) -> int:
     prints the lineage (or the month's uses) and returns 0; prints one line naming what was
     looked for and where, and returns 2, when the store, the target or the month is not
     found (argparse exits with 2 on bad arguments)."""
+    from pipeline import console
     from pipeline.config import local_config
 
+    console.quiet_libraries()
     parser = argparse.ArgumentParser(
         prog="lineage",
         description="Where a pushed version (or any artifact) came from, from ML Metadata; "

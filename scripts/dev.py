@@ -4,6 +4,7 @@
     python3 scripts/dev.py replay [options]                # 2013 month by month (retraining)
     python3 scripts/dev.py test [pytest options]           # the test suite
     python3 scripts/dev.py lineage <version | URI | --span YYYY-MM> [--json]  # from ML Metadata
+    python3 scripts/dev.py monitor --logs DIR [options]    # request logs vs training: skew, drift
     python3 scripts/dev.py benchmark [options]             # timings of the full pipeline
     python3 scripts/dev.py benchmark-serving [options]     # serving latency and throughput
     python3 scripts/dev.py benchmark-mobile [options]      # TFLite sizes, AUC and latency
@@ -129,6 +130,7 @@ def main(argv: list[str]) -> int:
         "replay": ["local_runner.py", "replay"],
         "test": ["-m", "pytest"],
         "lineage": ["-m", "pipeline.lineage"],
+        "monitor": ["-m", "pipeline.monitor"],
         "benchmark": ["scripts/benchmark.py"],
         "benchmark-serving": ["scripts/benchmark_serving.py"],
         "benchmark-mobile": ["scripts/benchmark_mobile.py"],

@@ -349,6 +349,54 @@ plane_engines and precip (near-constant: one rare value moves the histogram dist
 The figures are in the README's continuous-training section."""
 
 
+SKEW_THRESHOLDS: dict[str, float] = {
+    # Categoricals: L-infinity distance between the value frequencies of served and training
+    # rows.
+    "carrier": 0.1,
+    "origin": 0.1,
+    "dest": 0.05,
+    "plane_type": 0.05,
+    "plane_manufacturer": 0.15,
+    # Numerics: Jensen-Shannon divergence of the histograms (TFDV's L-infinity on numeric
+    # features always reports 0).
+    "distance": 0.1,
+    "sched_dep_time": 0.1,
+    "sched_arr_time": 0.05,
+    "plane_age": 0.1,
+    "plane_seats": 0.2,
+    "temp": 0.5,
+    "dewp": 0.3,
+    "humid": 0.05,
+    "pressure": 0.15,
+    "visib": 0.05,
+    "visib_min_4h": 0.05,
+    "wind_dir": 0.1,
+    "wind_speed": 0.1,
+    "wind_speed_max_4h": 0.1,
+    "wind_gust": 0.15,
+    "precip_4h": 0.35,
+    "precip_12h": 0.3,
+    "origin_hour_flights": 0.1,
+    "origin_day_flights": 0.2,
+    "dest_day_flights": 0.1,
+}
+"""Skew comparators between served rows and the training statistics of the model that served
+them, per feature (the schema carries them; serving/monitor.py compares).
+
+Measured with real 2013 rows: served = Nov-Dec, training = Jan-Sep (the default window's
+training months, pooled from per-month statistics) and Jan-Feb at 250 rows a month (the e2e
+test's run). Each threshold is at least 1.5x the largest healthy distance, over the full
+Nov-Dec and five samples each of 1,000 and 2,000 rows (distances grow as samples shrink;
+serving/monitor.py MIN_ROWS = 1,000), so real Nov-Dec traffic passes, while in 1,000-row
+samples temp in Celsius (JSD 0.92 and more, healthy at most 0.28), distance in kilometres
+(0.135, healthy at most 0.065) and a new carrier code on 20% of requests (L-infinity 0.20,
+healthy at most 0.05) are flagged. A feature that is never sent has no histogram: the monitor's
+missing-fraction check catches it (wind_gust always missing: +0.24, healthy at most 0.05).
+Left out: day_of_week and month (calendar-driven: serving months are never training months),
+plane_engines and precip (near-constant: one rare value moves the histogram distance to 0.6).
+The figures are in serving/README.md's monitoring section."""
+
+
 CROSSES: tuple[tuple[str, ...], ...] = (("origin", "dest"),)
 """Categorical crosses: each gets its own vocabulary (the route for origin x dest)."""
 

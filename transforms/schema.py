@@ -8,8 +8,11 @@ disagree.
 What the registry states becomes TFDV schema terms (tensorflow_metadata schema.proto):
 dtype -> type (BYTES/INT/FLOAT); required -> presence min_fraction 1 and shape [1]; optional ->
 presence min_count 0 and value_count [1, 1]; plausible range -> int_domain/float_domain;
-closed `domain` -> a string_domain ExampleValidator enforces; the label is a bool, absent in
-the SERVING environment.
+closed `domain` -> a string_domain ExampleValidator enforces; DRIFT_THRESHOLDS ->
+drift_comparator (month to month), SKEW_THRESHOLDS -> skew_comparator (served rows vs
+training, checked by serving/monitor.py): L-infinity for categoricals, Jensen-Shannon
+divergence for numerics; the label is a bool, absent in the SERVING environment
+(default_environment TRAINING and SERVING, the label not_in_environment SERVING).
 """
 
 from __future__ import annotations
@@ -67,6 +70,14 @@ def build():
             entry.drift_comparator.infinity_norm.threshold = threshold
         else:
             entry.drift_comparator.jensen_shannon_divergence.threshold = threshold
+    for entry in schema.feature:
+        threshold = F.SKEW_THRESHOLDS.get(entry.name)
+        if threshold is None:
+            continue
+        if F.BY_NAME[entry.name].kind is F.Kind.CATEGORICAL:
+            entry.skew_comparator.infinity_norm.threshold = threshold
+        else:
+            entry.skew_comparator.jensen_shannon_divergence.threshold = threshold
     count = schema.dataset_constraints.num_examples_drift_comparator
     count.min_fraction_threshold, count.max_fraction_threshold = EXAMPLE_COUNT_RATIO
     label = schema.feature.add(name=F.LABEL_KEY, type=schema_pb2.INT, not_in_environment=[SERVING])

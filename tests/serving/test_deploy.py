@@ -77,6 +77,7 @@ def test_kubernetes_manifests_are_locked_down_and_wired_to_the_configs():
         "deployment.yaml",
         "service.yaml",
         "serviceaccount.yaml",
+        "monitor-cronjob.yaml",
     }
 
     pod = manifests["Deployment"]["spec"]["template"]["spec"]
@@ -101,3 +102,22 @@ def test_kubernetes_manifests_are_locked_down_and_wired_to_the_configs():
     assert manifests["Deployment"]["spec"]["selector"]["matchLabels"] == service["selector"]
     ports = {p["name"] for p in container["ports"]}
     assert {p["targetPort"] for p in service["ports"]} == ports == {"grpc", "http"}
+
+
+def test_monitor_cronjob_runs_the_monitor_locked_down_one_at_a_time():
+    docs = {d["kind"]: d for d in yaml.safe_load_all((DEPLOY / "monitor-cronjob.yaml").read_text())}
+    cron = docs["CronJob"]["spec"]
+    assert cron["concurrencyPolicy"] == "Forbid"
+    job = cron["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0  # exit 3 (alert) fails the Job once, it is not retried
+    pod = job["template"]["spec"]
+    (container,) = pod["containers"]
+    command = " ".join(container["command"] + container["args"])
+    assert "python -m pipeline.monitor" in command
+    for flag in ("--logs", "--output-dir /output", "--since", "--until"):
+        assert flag in command
+    assert {m["mountPath"] for m in container["volumeMounts"]} >= {"/output", "/tmp"}
+    assert pod["serviceAccountName"] == docs["ServiceAccount"]["metadata"]["name"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"cpu", "memory"} <= set(container["resources"]["limits"])
