@@ -21,7 +21,7 @@ from mobile.config import MobileConfig
 from mobile.quantize import QUANTIZERS
 from models.config import TrainingConfig
 from models.constants import EXAMPLES_SIGNATURE, OUTPUT_KEY, PREDICT_SIGNATURE
-from pipeline import landing, local
+from pipeline import landing, local, model_card
 from pipeline.config import DriftAction, local_config
 from pipeline.constants import NodeId, month_node
 from pipeline.months import Month
@@ -135,6 +135,9 @@ def test_blessed_model_gets_tflite_variants_under_the_serving_version(first_run,
         "labels.txt",
         "contract.json",
         "metrics.json",
+        model_card.JSON_FILE,
+        model_card.MARKDOWN_FILE,
+        model_card.HTML_FILE,
     }
     contract = json.loads((pathlib.Path(mobile["destination"]) / "contract.json").read_text())
     assert contract["version"] == int(version)
@@ -383,3 +386,49 @@ def test_the_run_report_is_one_self_contained_page_that_renders_offline(first_ru
     rendered = render(page, tmp_path / "report.png")
     assert rendered.console == [], rendered.log[-3000:]
     assert colours(rendered.screenshot) > 100  # text and plots, not a blank page
+
+
+def test_served_real_nov_dec_traffic_logged_by_the_dev_server_monitors_healthy(
+    first_run, config, workspace
+):
+    """Issue 13: the pushed version behind the dev server with request logging on, real
+    Nov-Dec flights as predict rows and classify examples; the monitoring job finds the
+    version's training statistics through ML Metadata and reports healthy (exit 0)."""
+    import prediction_logs
+
+    from pipeline import monitor
+    from serving import request_log
+    from serving.client import RestClient
+    from serving.dev_server import DevServer
+
+    year = prediction_logs.year_rows()
+    rows = year[year.month >= 11].sample(1200, random_state=7).drop(columns=[F.LABEL_KEY])
+    records = [
+        {k: (None if v is None or (isinstance(v, float) and v != v) else v) for k, v in r.items()}
+        for r in rows.to_dict("records")
+    ]
+    logs = workspace / "request_logs"
+    log_config = request_log.RequestLogConfig(log_dir=str(logs), sampling_rate=1.0)
+    with (
+        DevServer(
+            config.pipeline_name,
+            config.serving_model_dir,
+            rest_port=0,
+            grpc_port=0,
+            request_log_config=log_config,
+        ) as server,
+        RestClient(f"http://127.0.0.1:{server.rest_port}", config.pipeline_name) as client,
+    ):
+        for n, first in enumerate(range(0, len(records), 20)):
+            batch = records[first : first + 20]
+            answers = client.classify(batch) if n % 2 else client.predict(batch)
+            assert len(answers) == len(batch)
+    assert len(request_log.read(request_log.log_files(str(logs)))) == 60
+
+    code = monitor.main(["--logs", str(logs), "--output-dir", str(workspace)])
+    (report_file,) = (workspace / "monitor").glob(f"*/{monitor.REPORT_FILE}")
+    report = json.loads(report_file.read_text())
+    assert code == monitor.EXIT_HEALTHY, [c for c in report["checks"] if c["verdict"] == "alert"]
+    assert report["model"]["version"] == first_run["pushed_version"]
+    assert report["counts"]["requests"] == 60 and report["counts"]["rows"] == 1200
+    assert {c["kind"] for c in report["checks"]} >= {"skew", "missing", "prediction"}
