@@ -63,21 +63,16 @@ def build():
             if f.max_value is not None:
                 domain.max = f.max_value
     for entry in schema.feature:
-        threshold = F.DRIFT_THRESHOLDS.get(entry.name)
-        if threshold is None:
-            continue
-        if F.BY_NAME[entry.name].kind is F.Kind.CATEGORICAL:
-            entry.drift_comparator.infinity_norm.threshold = threshold
-        else:
-            entry.drift_comparator.jensen_shannon_divergence.threshold = threshold
-    for entry in schema.feature:
-        threshold = F.SKEW_THRESHOLDS.get(entry.name)
-        if threshold is None:
-            continue
-        if F.BY_NAME[entry.name].kind is F.Kind.CATEGORICAL:
-            entry.skew_comparator.infinity_norm.threshold = threshold
-        else:
-            entry.skew_comparator.jensen_shannon_divergence.threshold = threshold
+        for thresholds, comparator in (
+            (F.DRIFT_THRESHOLDS, entry.drift_comparator),
+            (F.SKEW_THRESHOLDS, entry.skew_comparator),
+        ):
+            if (threshold := thresholds.get(entry.name)) is None:
+                continue
+            if F.BY_NAME[entry.name].kind is F.Kind.CATEGORICAL:
+                comparator.infinity_norm.threshold = threshold
+            else:
+                comparator.jensen_shannon_divergence.threshold = threshold
     count = schema.dataset_constraints.num_examples_drift_comparator
     count.min_fraction_threshold, count.max_fraction_threshold = EXAMPLE_COUNT_RATIO
     label = schema.feature.add(name=F.LABEL_KEY, type=schema_pb2.INT, not_in_environment=[SERVING])
