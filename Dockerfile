@@ -19,6 +19,6 @@ COPY serving/ serving/
 COPY mobile/ mobile/
 COPY pipeline/ pipeline/
 RUN python -m pip install --no-cache-dir --no-deps . \
- && python -c "import pipeline.pipeline, serving.warmup, mobile.gates, tflite_runtime"
+ && python -c "import pipeline.pipeline, serving.warmup, serving.sidecar, mobile.gates, tflite_runtime"
 
 # TFX's KFP v2 launcher is the command of every step; no ENTRYPOINT of our own.

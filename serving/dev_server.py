@@ -598,7 +598,15 @@ def _array(leaves: list, shape: list[int], dtype: int) -> np.ndarray:
     return array.reshape(shape)
 
 
-def _instances(instances: Any, sig_inputs) -> dict[str, np.ndarray]:
+def parse_tensor(value: Any, dtype: int, where: str) -> np.ndarray:
+    """One JSON value (nested lists of scalars, {"b64": ...} for DT_STRING) -> an array of
+    `dtype` (types_pb2.DataType) with the dense shape the lists imply (json_tensor.cc
+    FillTensorProto). Raises ServingError (INVALID_ARGUMENT) naming `where`."""
+    leaves, shape = _tensor_values(value, dtype, where)
+    return _array(leaves, shape, dtype)
+
+
+def parse_instances(instances: Any, sig_inputs) -> dict[str, np.ndarray]:
     """The row format: {"instances": [...]} -> one array per input, batch first.
 
     Rules and messages: json_tensor.cc FillTensorMapFromInstancesList. Rows are objects with
@@ -673,7 +681,7 @@ def _instances(instances: Any, sig_inputs) -> dict[str, np.ndarray]:
     }
 
 
-def _columns(inputs: Any, sig_inputs) -> dict[str, np.ndarray]:
+def parse_columns(inputs: Any, sig_inputs) -> dict[str, np.ndarray]:
     """The columnar format: {"inputs": ...} -> one array per input.
 
     json_tensor.cc FillTensorMapFromInputsMap: an object of named inputs (keys the signature
@@ -762,7 +770,7 @@ def _example(row: Any, what: str):
     return example
 
 
-def _examples(body: dict, verb: str) -> tuple[Any, list]:
+def parse_examples(body: dict, verb: str) -> tuple[Any, list]:
     """{"examples": [...], "context": {...}} -> (the context tf.Example or None, the
     tf.Examples), as a gRPC ClassificationRequest carries them (example_list, or
     example_list_with_context). `_merged` serializes them as the model reads them."""
@@ -900,6 +908,13 @@ def _read_json(request: Request) -> dict:
     # A chunked body is cut at the limit without complaint; one more read past it raises
     # RequestEntityTooLarge (werkzeug's LimitedStream.on_exhausted).
     request.stream.read(1)
+    return parse_json(data)
+
+
+def parse_json(data: bytes) -> dict:
+    """A REST request body -> its JSON object, with json_tensor.cc's (rapidjson's) rules:
+    decimals beyond a double are kept for a "Number too big" error where they are used.
+    Raises ServingError (INVALID_ARGUMENT) with TF Serving's wording for anything else."""
     if not data.strip():
         raise _invalid("JSON Parse error: The document is empty")
     try:
@@ -1048,9 +1063,9 @@ class RestApp:
                     "'instances' keys to exist"
                 )
             if "instances" in body:
-                inputs, rows = _instances(body["instances"], sig.inputs), True
+                inputs, rows = parse_instances(body["instances"], sig.inputs), True
             elif "inputs" in body:
-                inputs, rows = _columns(body["inputs"], sig.inputs), False
+                inputs, rows = parse_columns(body["inputs"], sig.inputs), False
             else:
                 raise _invalid("Missing 'inputs' or 'instances' key")
             outputs = predict(signature, inputs)
@@ -1064,7 +1079,7 @@ class RestApp:
                     functools.partial(_log_metadata, servable, signature.key),
                 )
             return 200, answer
-        context, examples = _examples(body, verb)
+        context, examples = parse_examples(body, verb)
         method = CLASSIFY_METHOD if verb == "classify" else REGRESS_METHOD
         signature = servable.signature(signature_name, method)
         outputs = run_examples(signature, _merged(context, examples))
@@ -1326,36 +1341,9 @@ def main(argv: list[str] | None = None) -> int:
         help="how many of the newest versions to serve (TF Serving's 'latest' policy)",
     )
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0)
-    parser.add_argument(
-        "--request_log_sampling_rate",
-        type=float,
-        default=0.0,
-        help="fraction of answered Predict/Classify requests written as PredictionLogs, in "
-        "[0, 1] (TF Serving's sampling_config.sampling_rate); 0 = off",
-    )
-    parser.add_argument(
-        "--request_log_dir", default="", help="folder (or gs:// path) of the request log files"
-    )
-    parser.add_argument(
-        "--request_log_max_file_bytes",
-        type=int,
-        default=request_log.RequestLogConfig.max_file_bytes,
-        help="a log file is finished once it holds this many bytes",
-    )
-    parser.add_argument(
-        "--request_log_max_file_seconds",
-        type=float,
-        default=request_log.RequestLogConfig.max_file_seconds,
-        help="a log file is finished once it has been open this long",
-    )
-    parser.add_argument(
-        "--request_log_queue_size",
-        type=int,
-        default=request_log.RequestLogConfig.queue_size,
-        help="records waiting for the writer; beyond it they are dropped (and counted)",
-    )
+    add_request_log_flags(parser)
     args = parser.parse_args(argv)
-    log_config = _request_log_config(parser, args)
+    log_config = request_log_config(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not push.versions(args.model_base_path):
         log.warning("no integer version under %s yet; waiting for one", args.model_base_path)
@@ -1394,7 +1382,39 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _request_log_config(parser, args) -> request_log.RequestLogConfig | None:
+def add_request_log_flags(parser: argparse.ArgumentParser) -> None:
+    """The request-log flags (read back by request_log_config), shared with serving/sidecar."""
+    parser.add_argument(
+        "--request_log_sampling_rate",
+        type=float,
+        default=0.0,
+        help="fraction of answered Predict/Classify requests written as PredictionLogs, in "
+        "[0, 1] (TF Serving's sampling_config.sampling_rate); 0 = off",
+    )
+    parser.add_argument(
+        "--request_log_dir", default="", help="folder (or gs:// path) of the request log files"
+    )
+    parser.add_argument(
+        "--request_log_max_file_bytes",
+        type=int,
+        default=request_log.RequestLogConfig.max_file_bytes,
+        help="a log file is finished once it holds this many bytes",
+    )
+    parser.add_argument(
+        "--request_log_max_file_seconds",
+        type=float,
+        default=request_log.RequestLogConfig.max_file_seconds,
+        help="a log file is finished once it has been open this long",
+    )
+    parser.add_argument(
+        "--request_log_queue_size",
+        type=int,
+        default=request_log.RequestLogConfig.queue_size,
+        help="records waiting for the writer; beyond it they are dropped (and counted)",
+    )
+
+
+def request_log_config(parser, args) -> request_log.RequestLogConfig | None:
     """The request-log flags as a RequestLogConfig (None when the sampling rate is 0); an
     invalid combination exits through parser.error with the flag named."""
     rate = args.request_log_sampling_rate

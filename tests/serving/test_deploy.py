@@ -81,7 +81,9 @@ def test_kubernetes_manifests_are_locked_down_and_wired_to_the_configs():
     }
 
     pod = manifests["Deployment"]["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert set(containers) == {"tensorflow-serving", "request-logger"}
+    container = containers["tensorflow-serving"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["config"]["configMap"]["name"] == generator["name"]
     mounts = {m["name"]: m for m in container["volumeMounts"]}
@@ -100,8 +102,56 @@ def test_kubernetes_manifests_are_locked_down_and_wired_to_the_configs():
     labels = manifests["Deployment"]["spec"]["template"]["metadata"]["labels"]
     assert service["selector"].items() <= labels.items()
     assert manifests["Deployment"]["spec"]["selector"]["matchLabels"] == service["selector"]
-    ports = {p["name"] for p in container["ports"]}
-    assert {p["targetPort"] for p in service["ports"]} == ports == {"grpc", "http"}
+
+
+def _flags(container: dict) -> dict[str, str]:
+    return dict(arg.removeprefix("--").split("=", 1) for arg in container["args"] if "=" in arg)
+
+
+def test_the_service_reaches_tf_serving_only_through_the_logging_sidecar():
+    manifests = _manifests()
+    pod = manifests["Deployment"]["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    serving, sidecar = containers["tensorflow-serving"], containers["request-logger"]
+    service_ports = manifests["Service"]["spec"]["ports"]
+
+    # The Service targets the sidecar's named ports, on TF Serving's usual numbers; TF
+    # Serving's own ports carry no name the Service could target and are the sidecar's upstream.
+    sidecar_ports = {p["name"]: p["containerPort"] for p in sidecar["ports"]}
+    assert sidecar_ports == {"grpc": 8500, "http": 8501}
+    assert {p["targetPort"] for p in service_ports} == set(sidecar_ports)
+    assert {p["port"] for p in service_ports} == set(sidecar_ports.values())
+    assert all("name" not in p for p in serving["ports"])
+    tf_serving = _flags(serving)
+    flags = _flags(sidecar)
+    assert flags["upstream_grpc"] == f"127.0.0.1:{tf_serving['port']}"
+    assert flags["upstream_rest"] == f"http://127.0.0.1:{tf_serving['rest_api_port']}"
+    assert {int(flags["port"]), int(flags["rest_api_port"])} == set(sidecar_ports.values())
+    assert int(tf_serving["port"]) not in sidecar_ports.values()
+    assert int(tf_serving["rest_api_port"]) not in sidecar_ports.values()
+    assert flags["host"] == "0.0.0.0"  # reachable from the Service
+
+    # It runs our code from the pipeline image and logs where the monitor reads.
+    assert sidecar["command"] == ["python", "-m", "serving.sidecar"]
+    assert sidecar["image"].startswith("REGISTRY/flight-delay:")
+    assert flags["model_name"] == MODEL_NAME
+    assert 0 < float(flags["request_log_sampling_rate"]) <= 1
+    assert flags["request_log_dir"].startswith("gs://")
+    monitor = yaml.safe_load_all((DEPLOY / "monitor-cronjob.yaml").read_text())
+    (cron,) = [d for d in monitor if d["kind"] == "CronJob"]
+    (job,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert f"--logs {flags['request_log_dir']}" in " ".join(job["args"])
+    assert sidecar["image"] == job["image"]
+
+    # Locked down and bounded like the model server; ready once TF Serving answers through it.
+    assert {"cpu", "memory"} <= set(sidecar["resources"]["requests"])
+    assert {"cpu", "memory"} <= set(sidecar["resources"]["limits"])
+    assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
+    assert sidecar["securityContext"]["allowPrivilegeEscalation"] is False
+    probe = sidecar["readinessProbe"]["httpGet"]
+    assert (probe["path"], probe["port"]) == (f"/v1/models/{MODEL_NAME}/metadata", "http")
+    assert serving["readinessProbe"]["httpGet"]["port"] == int(tf_serving["rest_api_port"])
+    assert serving["livenessProbe"]["tcpSocket"]["port"] == int(tf_serving["port"])
 
 
 def test_monitor_cronjob_runs_the_monitor_locked_down_one_at_a_time():
