@@ -14,9 +14,11 @@
    histogram of predictions on the evaluation months);
 3. validates the window's TFDV statistics against the curated schema (transforms/schema.py,
    SERVING environment), the training statistics (skew, and the missing fraction), the
-   previous window's statistics (drift: the newest earlier `statistics.pb` under
-   `<output-dir>/monitor/`), and the evaluation-time predictions (prediction drift);
-4. writes `<output-dir>/monitor/<window>/monitor.json` and `statistics.pb`, prints a table.
+   previous window's statistics (drift: the latest window under `<output-dir>/monitor/`
+   that ended by this one's start, whichever version served it), and the evaluation-time
+   predictions (prediction drift);
+4. writes `<output-dir>/monitor/<window>--v<version>/monitor.json` and `statistics.pb`, and
+   prints a table.
 
 Exit codes: 0 healthy, 3 alert (a check failed: page on it), 2 bad input (no logs in the
 window, logs of several versions without --model-version, a version or store not found), with
@@ -63,17 +65,28 @@ def _stamp(seconds: float) -> str:
 
 
 def read_logs(log_dir: str, since: datetime.datetime | None, until: datetime.datetime | None):
-    """(PredictionLogs with since <= timestamp < until, files read). Raises InputError when the
-    folder holds no finished log file or none of its records fall in the window."""
+    """(PredictionLogs with since <= timestamp < until, files read, files that could not be
+    read whole: "<path>: <error>"; the records before a corrupt or truncated record are kept).
+    Raises InputError when the folder holds no finished log file, none that can be read, or
+    none of its records fall in the window."""
     from serving import request_log
 
+    if not os.path.isdir(log_dir) and "://" not in log_dir:
+        raise InputError(f"--logs {log_dir}: no such folder")
     files = request_log.log_files(log_dir)
     if not files:
         raise InputError(
             f"no PredictionLog files ({request_log.DEFAULT_PREFIX}-*"
             f"{request_log.FILE_SUFFIX}) in {log_dir}"
         )
-    records = request_log.read(files)
+    records, unreadable = [], []
+    for path in files:
+        read, error = request_log.read_file(path)
+        records += read
+        if error is not None:
+            unreadable.append(f"{path}: {error}")
+    if unreadable and not records:
+        raise InputError("no readable PredictionLog file: " + "; ".join(unreadable))
     low = since.timestamp() if since else float("-inf")
     high = until.timestamp() if until else float("inf")
     kept = [r for r in records if low <= r.log_metadata.timestamp_secs < high]
@@ -84,7 +97,7 @@ def read_logs(log_dir: str, since: datetime.datetime | None, until: datetime.dat
             f"no PredictionLog in {log_dir} within {window} ({len(records)} record(s) in "
             f"{len(files)} file(s), all outside)"
         )
-    return kept, files
+    return kept, files, unreadable
 
 
 def choose_version(records, wanted: str | None) -> tuple[str, list]:
@@ -149,17 +162,23 @@ def evaluation_histogram(result: dict):
         return None, f"{error} ({uri})"
 
 
-def previous_statistics(monitor_root: pathlib.Path, window: str):
-    """(statistics, window name) of the newest earlier window under `monitor_root` (window
-    names sort by start time), or (None, None)."""
+def previous_statistics(monitor_root: pathlib.Path, start: str):
+    """(statistics, folder name) of the latest earlier window under `monitor_root` that ended
+    by `start` (windows must not overlap: the same requests on both sides would hide drift),
+    of whichever version served it (drift is the traffic's, not the model's), or (None,
+    None). Folder names are `<start>--<end>--v<version>` in UTC (`_STAMP`), so they compare
+    as text."""
     import tensorflow_data_validation as tfdv
 
     earlier = sorted(
-        p.parent.name for p in monitor_root.glob(f"*/{STATISTICS_FILE}") if p.parent.name < window
+        (p.parent.name.split("--")[1], p.parent.name)
+        for p in monitor_root.glob(f"*--*/{STATISTICS_FILE}")
+        if p.parent.name.split("--")[1] <= start and p.parent.name.split("--")[0] < start
     )
     if not earlier:
         return None, None
-    return tfdv.load_stats_binary(str(monitor_root / earlier[-1] / STATISTICS_FILE)), earlier[-1]
+    name = earlier[-1][1]
+    return tfdv.load_stats_binary(str(monitor_root / name / STATISTICS_FILE)), name
 
 
 def monitor(
@@ -170,22 +189,23 @@ def monitor(
     model_version: str | None = None,
 ) -> dict:
     """Runs the checks (see the module docstring) and writes monitor.json and statistics.pb
-    under `<output_dir>/monitor/<window>/`; returns the report (the JSON's content). Window
-    name: `<start>--<end>` (UTC, YYYYMMDDTHHMMSSZ), from --since/--until or else the logs'
-    first and last timestamps. Raises InputError (bad input) and FileNotFoundError /
-    LookupError from the lineage (no store, unknown version)."""
+    under `<output_dir>/monitor/<window>--v<version>/`; returns the report (the JSON's
+    content). Window name: `<start>--<end>` (UTC, YYYYMMDDTHHMMSSZ), from --since/--until or
+    else the logs' first and last timestamps. Raises InputError (bad input) and
+    FileNotFoundError / LookupError from the lineage (no store, not a store, unknown
+    version)."""
     from pipeline.config import local_config
     from pipeline.lineage import lineage
     from serving import monitor as M
     from transforms import schema as S
 
-    records, files = read_logs(log_dir, since, until)
+    records, files, unreadable = read_logs(log_dir, since, until)
     version, records = choose_version(records, model_version)
     found = M.traffic(records)
     if not found.rows:
         raise InputError(
             f"none of the {len(records)} PredictionLog(s) of version {version} in {log_dir} "
-            f"holds a readable request (rejected: {dict(found.rejected)})"
+            f"holds a readable request (unreadable: {dict(found.unreadable)})"
         )
     config = local_config(output_dir)
     result = lineage(config.metadata_path, version)
@@ -194,15 +214,15 @@ def monitor(
     end = until.timestamp() if until else found.last_timestamp
     window = f"{_stamp(start)}--{_stamp(end)}"
     monitor_root = output_dir.resolve() / MONITOR_DIR
-    folder = monitor_root / window
+    folder = monitor_root / f"{window}--v{version}"
 
     schema = S.load()
     serving = M.statistics(found.columns)
-    previous, previous_window = previous_statistics(monitor_root, window)
+    previous, previous_window = previous_statistics(monitor_root, _stamp(start))
     checks = M.check_schema(serving, schema)
     checks += M.compare(serving, training, schema, M.SKEW)
     checks += M.compare_missing(serving, training)
-    notes = []
+    notes = [f"unreadable log file, records after the fault skipped: {u}" for u in unreadable]
     if previous is not None:
         checks += M.compare(serving, previous, schema, M.DRIFT)
     else:
@@ -243,7 +263,7 @@ def monitor(
             "previous": previous_window,
         },
         "counts": found.counts(),
-        "logs": {"dir": log_dir, "files": len(files)},
+        "logs": {"dir": log_dir, "files": len(files), "unreadable_files": len(unreadable)},
         "thresholds": {
             "schema": str(S.SCHEMA_FILE),
             "min_rows": M.MIN_ROWS,
@@ -282,7 +302,8 @@ def format_report(report: dict) -> str:
     rates = counts["sampled"]["sampling_rates"]
     lines = [
         f"Monitor {model['name']} version {model['version']}, window {window['name']}",
-        f"  {counts['requests']} requests, {counts['rows']} rows, {counts['rejected']} rejected; "
+        f"  {counts['requests']} requests, {counts['rows']} rows, "
+        f"{counts['unreadable']} unreadable; "
         f"sampling rate {', '.join(f'{r:g}' for r in rates) or 'unknown'}; training months "
         f"{', '.join(model['training_months'])}",
     ]

@@ -36,12 +36,24 @@ class ComponentRun:
     seconds: float
 
 
+class NotAStore(LookupError):
+    """The file at a store's path is not a readable ML Metadata store."""
+
+
 def open_store(metadata_path: str) -> metadata_store.MetadataStore:
-    """The SQLite ML Metadata store at `metadata_path`, opened read-only."""
+    """The SQLite ML Metadata store at `metadata_path`, opened read-only. Raises NotAStore
+    naming the file when it is not one (not SQLite, empty, unreadable); ML Metadata's own
+    errors quote a failed CREATE TABLE."""
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path
     config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return metadata_store.MetadataStore(config)
+    try:
+        return metadata_store.MetadataStore(config)
+    except Exception as error:  # ml_metadata raises RuntimeError and its own error types
+        reason = str(error).split(":", 1)[-1].split("\n")[0].strip()[:120]
+        raise NotAStore(
+            f"{metadata_path} is not a readable ML Metadata store ({reason})"
+        ) from error
 
 
 def _latest_run(store, pipeline_name: str, since: float | None = None):

@@ -92,7 +92,7 @@ class Traffic:
     probabilities: served probability of `delayed` per row (float64; NaN where the response
         carries none, e.g. the transform_features signature).
     requests: PredictionLog records turned into rows.
-    rejected: records not turned into rows, by reason (e.g. "regress_log").
+    unreadable: records not turned into rows, by reason (e.g. "regress_log").
     versions: model version -> records; sampling_rates: sampling rate -> records;
     first_timestamp / last_timestamp: LogMetadata timestamp_secs range (Unix seconds).
     """
@@ -102,7 +102,7 @@ class Traffic:
     )
     probabilities: list[float] = dataclasses.field(default_factory=list)
     requests: int = 0
-    rejected: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    unreadable: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     versions: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     sampling_rates: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     first_timestamp: int | None = None
@@ -115,7 +115,7 @@ class Traffic:
     def counts(self) -> dict:
         """Counts for monitor.json: requests (logged records turned into rows), rows (flights
         in them), sampled (sampling rate of the logs and the served requests it implies),
-        rejected (records not turned into rows, by reason)."""
+        unreadable (records not turned into rows, by reason)."""
         rates = sorted(self.sampling_rates)
         rate = rates[0] if len(rates) == 1 else None
         return {
@@ -125,8 +125,8 @@ class Traffic:
                 "sampling_rates": rates,
                 "estimated_served_requests": round(self.requests / rate) if rate else None,
             },
-            "rejected": sum(self.rejected.values()),
-            "rejected_by_reason": dict(sorted(self.rejected.items())),
+            "unreadable": sum(self.unreadable.values()),
+            "unreadable_by_reason": dict(sorted(self.unreadable.items())),
         }
 
 
@@ -260,17 +260,17 @@ def record_rows(record) -> tuple[list[dict[str, Any]], list[float]]:
 
 def traffic(records: Iterable) -> Traffic:
     """Rows and probabilities of PredictionLog records (see the module docstring); records that
-    cannot be read are counted in `rejected` by reason (the reason's first word), never
+    cannot be read are counted in `unreadable` by reason (the reason's first word), never
     raised."""
     found = Traffic()
     for record in records:
         try:
             rows, probabilities = record_rows(record)
         except LogError as error:
-            found.rejected[str(error).split(" (")[0]] += 1
+            found.unreadable[str(error).split(" (")[0]] += 1
             continue
         except (TypeError, ValueError) as error:  # a tensor make_ndarray refuses
-            found.rejected[type(error).__name__] += 1
+            found.unreadable[type(error).__name__] += 1
             continue
         metadata = record.log_metadata
         found.requests += 1

@@ -270,6 +270,23 @@ def read(paths: str | Iterable[str]) -> list[prediction_log_pb2.PredictionLog]:
     ]
 
 
+def read_file(path: str) -> tuple[list[prediction_log_pb2.PredictionLog], str | None]:
+    """(the PredictionLogs of one log file, None), or, when the file holds a corrupt or
+    truncated record or one that is no PredictionLog, (the records before it, what is wrong)."""
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+
+    found = []
+    try:
+        for record in tf.data.TFRecordDataset([path]).as_numpy_iterator():
+            found.append(prediction_log_pb2.PredictionLog.FromString(record))
+    except (tf.errors.OpError, DecodeError) as error:
+        message = getattr(error, "message", None) or str(error)
+        first_line = message.splitlines()[0]
+        return found, f"{type(error).__name__}: {first_line} (after {len(found)} records)"
+    return found, None
+
+
 def log_files(log_dir: str, prefix: str = DEFAULT_PREFIX) -> list[str]:
     """Finished log files under `log_dir`, oldest first (names sort by opening time)."""
     import tensorflow as tf

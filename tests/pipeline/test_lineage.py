@@ -389,3 +389,13 @@ def test_importing_the_module_loads_no_tensorflow():
     code = "import sys, pipeline.lineage; sys.exit('tensorflow' in sys.modules)"
     root = pathlib.Path(__file__).resolve().parents[2]
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0
+
+
+@pytest.mark.parametrize("content", ["not a database", ""])
+def test_a_file_that_is_not_a_store_exits_2_naming_it(tmp_path, capsys, content):
+    store = pathlib.Path(local_config(tmp_path).metadata_path)
+    store.parent.mkdir(parents=True)
+    store.write_text(content)
+    assert lineage.main(["1796040289", "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{store} is not a readable ML Metadata store" in err

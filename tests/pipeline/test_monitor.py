@@ -7,6 +7,7 @@ tests/pipeline/test_local.py)."""
 from __future__ import annotations
 
 import json
+import pathlib
 
 import prediction_logs
 import pytest
@@ -112,3 +113,59 @@ def test_bad_input_exits_2_with_one_line_naming_what_and_where(tmp_path, lineage
     assert _run(logs, lineage, "--model-version", "1800000000") == monitor.EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no pushed version '1800000000'" in err
+
+
+def test_a_corrupt_log_file_is_named_and_the_readable_records_are_monitored(
+    tmp_path, lineage, nov_dec, capsys
+):
+    logs = tmp_path / "logs"
+    good = prediction_logs.write(str(logs), prediction_logs.records(nov_dec, VERSION))
+    cut = prediction_logs.write(
+        str(logs), prediction_logs.records(nov_dec.head(40), VERSION), name="20131102-cut"
+    )
+    data = open(cut, "rb").read()
+    open(cut, "wb").write(data[: len(data) // 2])  # a copy cut short
+
+    assert _run(logs, lineage) == monitor.EXIT_HEALTHY
+    (report_file,) = (lineage / "monitor").glob(f"*/{monitor.REPORT_FILE}")
+    report = json.loads(report_file.read_text())
+    assert report["logs"]["unreadable_files"] == 1
+    assert report["counts"]["requests"] >= 120  # the good file whole, the cut one's first half
+    assert any(cut in note and "after" in note for note in report["notes"])
+
+    only_bad = tmp_path / "only_bad"
+    only_bad.mkdir()
+    (only_bad / pathlib.Path(good).name).write_text("not a TFRecord file")
+    assert _run(only_bad, lineage) == monitor.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no readable PredictionLog file" in err and str(only_bad) in err
+
+    assert _run(tmp_path / "nowhere", lineage) == monitor.EXIT_BAD_INPUT
+    assert "no such folder" in capsys.readouterr().err
+
+
+def test_windows_are_filed_per_version_and_drift_compares_with_an_earlier_window(
+    tmp_path, lineage, nov_dec
+):
+    logs = tmp_path / "logs"
+    prediction_logs.write(str(logs), prediction_logs.records(nov_dec, VERSION, start=1_384_000_000))
+    window = ["--since", "2013-11-09T12:00", "--until", "2013-11-10"]
+    assert _run(logs, lineage, *window) == monitor.EXIT_HEALTHY
+    # The same window again: same folder (replaced), and it is not its own drift baseline.
+    assert _run(logs, lineage, *window) == monitor.EXIT_HEALTHY
+    (folder,) = [p.parent for p in (lineage / "monitor").glob(f"*/{monitor.REPORT_FILE}")]
+    assert folder.name == f"20131109T120000Z--20131110T000000Z--v{VERSION}"
+    assert json.loads((folder / monitor.REPORT_FILE).read_text())["window"]["previous"] is None
+
+
+def test_a_file_that_is_not_a_metadata_store_exits_2_naming_it(tmp_path, nov_dec, capsys):
+    from pipeline.config import local_config
+
+    store = pathlib.Path(local_config(tmp_path / "output").metadata_path)
+    store.parent.mkdir(parents=True)
+    store.write_text("not a database")
+    logs = tmp_path / "logs"
+    prediction_logs.write(str(logs), prediction_logs.records(nov_dec.head(20), VERSION))
+    assert _run(logs, tmp_path / "output") == monitor.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{store} is not a readable ML Metadata store" in err

@@ -42,7 +42,7 @@ def _alerts(rows, training, seed: int = 0) -> dict[str, set[str]]:
     """Feature -> kinds of the checks that alert, for `rows` logged as predict and classify
     requests and read back."""
     found = M.traffic(prediction_logs.records(rows, VERSION))
-    assert found.rows == len(rows) and not found.rejected
+    assert found.rows == len(rows) and not found.unreadable
     serving = M.statistics(found.columns)
     schema = S.load()
     checks = (
@@ -82,8 +82,8 @@ def test_unreadable_records_are_counted_not_raised(nov_dec):
     regress.regress_log.SetInParent()
     found = M.traffic([*logs, regress])
     assert found.requests == 1 and found.rows == 10
-    assert found.rejected == {"regress_log": 1}
-    assert found.counts()["rejected"] == 1
+    assert found.unreadable == {"regress_log": 1}
+    assert found.counts()["unreadable"] == 1
 
 
 def test_real_nov_dec_requests_raise_no_alert(nov_dec, training):
