@@ -683,7 +683,8 @@ def format_lineage(result: dict) -> str:
     if hp := result["hyperparameters"]:
         trial = hp["trial"]
         which = (
-            f"Tuner trial {trial['trial_id']} of {hp['trials']}, objective {trial['score']:.4f}"
+            f"the best of {hp['trials']} Tuner trials: trial {trial['trial_id']}, "
+            f"objective {trial['score']:.4f}"
             if trial and trial.get("score") is not None
             else "the Tuner's best trial"
         )

@@ -351,7 +351,8 @@ def test_text_names_spans_hyperparameters_and_the_blessing(metadata_path):
         "2013-01  span 201301  training",
         "training 2013-01..2013-02; validation 2013-03; evaluation 2013-04",
         "drift: month 2013-02, feature 'temp'",
-        "Hyperparameters (Tuner trial 1 of 2, objective 0.7100): hidden_units=64, "
+        "Hyperparameters (the best of 2 Tuner trials: trial 1, objective 0.7100): "
+        "hidden_units=64, "
         "learning_rate=0.003",
         "BLESSED on 2013-04, compared with champion",
         f"pushed as version {CHAMPION}",
