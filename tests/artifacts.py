@@ -29,3 +29,34 @@ def examples_artifact(root, splits: dict[str, list[bytes]]):
     examples = make_artifact(standard_artifacts.Examples, root)
     examples.split_names = artifact_utils.encode_split_names(list(splits))
     return examples
+
+
+def evaluation_artifact(root, evaluated: dict):
+    """An Evaluator output at `root` holding `evaluated` ({slice key: {metric: value}}, a
+    slice key being a tuple of (column, value) pairs, `<metric>_diff` for the change against
+    the baseline), written as TFMA writes it: metrics and validations TFRecord files of
+    MetricsForSlice / ValidationResult protos."""
+    import tensorflow as tf
+    from tensorflow_model_analysis.proto import metrics_for_slice_pb2, validation_result_pb2
+    from tfx.types import standard_artifacts
+
+    root.mkdir(parents=True)
+    with tf.io.TFRecordWriter(str(root / "metrics-00000-of-00001.tfrecord")) as writer:
+        for slice_key, values in evaluated.items():
+            proto = metrics_for_slice_pb2.MetricsForSlice()
+            for column, value in slice_key:
+                single = proto.slice_key.single_slice_keys.add(column=column)
+                if isinstance(value, bytes):
+                    single.bytes_value = value
+                else:
+                    single.int64_value = value
+            for name, value in values.items():
+                entry = proto.metric_keys_and_values.add()
+                entry.key.name = name.removesuffix("_diff")
+                entry.key.is_diff = name.endswith("_diff")
+                entry.key.example_weighted.SetInParent()
+                entry.value.double_value.value = value
+            writer.write(proto.SerializeToString())
+    with tf.io.TFRecordWriter(str(root / "validations.tfrecord")) as writer:
+        writer.write(validation_result_pb2.ValidationResult(validation_ok=True).SerializeToString())
+    return make_artifact(standard_artifacts.ModelEvaluation, root)

@@ -11,9 +11,10 @@ import pytest
 from google.protobuf import json_format, message
 from tfx.types import standard_artifacts
 
-from artifacts import examples_artifact, make_artifact
+from artifacts import evaluation_artifact, examples_artifact, make_artifact
 from mobile import quantize, runtime
 from mobile.config import MobileConfig
+from pipeline import model_card
 from pipeline.config import local_config
 from pipeline.constants import EVAL_SPLIT, TRAIN_SPLIT, NodeId
 from pipeline.pipeline import create_pipeline
@@ -22,6 +23,7 @@ from serving import push, warmup
 pytestmark = pytest.mark.component
 
 PUBLISHING = (NodeId.MOBILE_EXPORT, NodeId.PUSHER)
+CARD_FILES = (model_card.JSON_FILE, model_card.MARKDOWN_FILE, model_card.HTML_FILE)
 
 
 @pytest.fixture
@@ -35,6 +37,10 @@ def run(saved_model_dir, transform_output_dir, records, tmp_path):
         mobile=MobileConfig(min_parity_rows=500, representative_rows=100, latency_runs=30),
     )
     shutil.copytree(saved_model_dir, tmp_path / "model" / "Format-Serving")
+    (tmp_path / "tuner").mkdir()
+    (tmp_path / "tuner" / "best_hyperparameters.txt").write_text(
+        json.dumps({"space": [], "values": {"learning_rate": 0.003, "hidden_units": 64}})
+    )
     (tmp_path / "infra").mkdir()
     (tmp_path / "infra" / warmup.WARMUP_FILE).write_bytes(b"warmup records")
     artifacts = {
@@ -50,6 +56,12 @@ def run(saved_model_dir, transform_output_dir, records, tmp_path):
         ),
         (NodeId.EVALUATOR, "blessing"): make_artifact(
             standard_artifacts.ModelBlessing, tmp_path, blessed=1
+        ),
+        (NodeId.EVALUATOR, "evaluation"): evaluation_artifact(
+            tmp_path / "evaluation", {(): {"example_count": 500.0, "auc": 0.71}}
+        ),
+        (NodeId.TUNER, "best_hyperparameters"): make_artifact(
+            standard_artifacts.HyperParameters, tmp_path / "tuner"
         ),
         (NodeId.INFRA_VALIDATOR, "blessing"): make_artifact(
             standard_artifacts.InfraBlessing, tmp_path / "infra", blessed=1
@@ -123,8 +135,20 @@ def test_a_blessed_model_and_its_variants_are_published_under_one_version(run):
     assert accepted and set(metrics["variants"]) == set(quantize.QUANTIZERS)
     assert {p.name for p in destination.iterdir()} == {
         runtime.file_name(name) for name in accepted
-    } | {"labels.txt", "contract.json", "metrics.json"}
+    } | {"labels.txt", "contract.json", "metrics.json", *CARD_FILES}
     contract = json.loads((destination / "contract.json").read_text())
     served = pathlib.Path(config.serving_model_dir) / version
+    # The version's model card, the same in both folders, with the evaluation's AUC.
+    card_dir = served / model_card.SERVING_CARD_DIR
+    assert {p.name for p in card_dir.iterdir()} == set(CARD_FILES)
+    for name in CARD_FILES:
+        assert (card_dir / name).read_bytes() == (destination / name).read_bytes()
+    card = json.loads((destination / model_card.JSON_FILE).read_text())
+    overall = {
+        m["type"]: m["value"]
+        for m in card["quantitative_analysis"]["performance_metrics"]
+        if m["slice"] == "overall"
+    }
+    assert overall["auc"] == 0.71
     assert contract["version"] == int(version)
     assert contract["model_fingerprint"] == push.fingerprint(str(served)) is not None

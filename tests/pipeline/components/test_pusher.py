@@ -13,7 +13,7 @@ from google.protobuf import json_format
 from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
 
-from artifacts import make_artifact
+from artifacts import evaluation_artifact, make_artifact
 from mobile import publish, runtime
 from mobile.gates import VariantResult
 from pipeline import model_card
@@ -205,33 +205,6 @@ WINDOWS = {
 }
 
 
-def _evaluation_artifact(root: pathlib.Path):
-    """An Evaluator output holding EVALUATED, written as TFMA writes it (metrics and
-    validations TFRecord files of MetricsForSlice / ValidationResult protos)."""
-    from tensorflow_model_analysis.proto import metrics_for_slice_pb2, validation_result_pb2
-
-    root.mkdir()
-    with tf.io.TFRecordWriter(str(root / "metrics-00000-of-00001.tfrecord")) as writer:
-        for slice_key, values in EVALUATED.items():
-            proto = metrics_for_slice_pb2.MetricsForSlice()
-            for column, value in slice_key:
-                single = proto.slice_key.single_slice_keys.add(column=column)
-                if isinstance(value, bytes):
-                    single.bytes_value = value
-                else:
-                    single.int64_value = value
-            for name, value in values.items():
-                entry = proto.metric_keys_and_values.add()
-                entry.key.name = name.removesuffix("_diff")
-                entry.key.is_diff = name.endswith("_diff")
-                entry.key.example_weighted.SetInParent()
-                entry.value.double_value.value = value
-            writer.write(proto.SerializeToString())
-    with tf.io.TFRecordWriter(str(root / "validations.tfrecord")) as writer:
-        writer.write(validation_result_pb2.ValidationResult(validation_ok=True).SerializeToString())
-    return make_artifact(standard_artifacts.ModelEvaluation, root)
-
-
 def _window_artifact(root: pathlib.Path, splits: dict[str, dict[int, int]]):
     """An ExamplesWindow output: per split, `rows` stand-in records per span."""
     for split, spans in splits.items():
@@ -258,7 +231,7 @@ def card_inputs(tmp_path):
         json.dumps({"space": [], "values": {**values, "max_embedding_dim": 4}})
     )
     return {
-        pusher.EVALUATION_KEY: _evaluation_artifact(tmp_path / "evaluation"),
+        pusher.EVALUATION_KEY: evaluation_artifact(tmp_path / "evaluation", EVALUATED),
         pusher.HYPERPARAMETERS_KEY: make_artifact(
             standard_artifacts.HyperParameters, tmp_path / "tuner"
         ),
