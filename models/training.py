@@ -28,17 +28,27 @@ _LOAD_BATCH = 65_536
 def _load(
     fn_args, files: list[str], tf_transform_output: tft.TFTransformOutput
 ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-    """A split of transformed examples as in-memory tensors: (features, label[n, 1])."""
-    options = tfxio.TensorFlowDatasetOptions(
-        batch_size=_LOAD_BATCH, label_key=F.LABEL_KEY, num_epochs=1, shuffle=False
+    """A split of raw examples (ExampleGen's tf.Examples), transformed here by the Transform
+    graph, as in-memory tensors: ({transformed feature: [n]}, label int64 [n, 1]).
+
+    Transform only analyzes (materialize=False): applying its graph to the ~60 MB year once
+    in this process takes seconds, while writing and re-reading transformed examples cost
+    Transform half its time. The graph is the one the SavedModel's signatures apply, so
+    training and serving still share one transformation.
+    """
+    options = tfxio.TensorFlowDatasetOptions(batch_size=_LOAD_BATCH, num_epochs=1, shuffle=False)
+    raw = fn_args.data_accessor.tf_dataset_factory(
+        files, options, tf_transform_output.raw_metadata.schema
     )
-    batches = list(
-        fn_args.data_accessor.tf_dataset_factory(
-            files, options, tf_transform_output.transformed_metadata.schema
-        )
-    )
-    features = {name: tf.concat([x[name] for x, _ in batches], axis=0) for name in batches[0][0]}
-    return features, tf.reshape(tf.concat([y for _, y in batches], axis=0), [-1, 1])
+    layer = tf_transform_output.transform_features_layer()
+    batches = [layer(batch) for batch in raw]
+    features = {
+        name: tf.concat([batch[name] for batch in batches], axis=0)
+        for name in batches[0]
+        if name != F.LABEL_KEY
+    }
+    labels = tf.concat([batch[F.LABEL_KEY] for batch in batches], axis=0)
+    return features, tf.reshape(labels, [-1, 1])
 
 
 def _batches(

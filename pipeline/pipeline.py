@@ -173,15 +173,16 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         examples=training_window.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        splits_config=tfx.proto.SplitsConfig(
-            analyze=[TRAIN_SPLIT], transform=[TRAIN_SPLIT, VALIDATION_SPLIT]
-        ),
+        splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN_SPLIT]),
+        # The Tuner and Trainer apply the transform graph to the raw window themselves
+        # (models/training.py _load): materializing transformed examples was half of Transform.
+        materialize=False,
         disable_statistics=True,
     ).with_id(NodeId.TRANSFORM)  # StatisticsGen profiles the data
     transform.add_upstream_node(data_validator)
 
     training_args = dict(
-        examples=transform.outputs["transformed_examples"],
+        examples=training_window.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT]),
         eval_args=tfx.proto.EvalArgs(splits=[VALIDATION_SPLIT]),

@@ -30,7 +30,9 @@ def records(flight_rows) -> list[bytes]:
 def transform_output_dir(flight_rows, tmp_path_factory) -> pathlib.Path:
     """A transform graph analyzed by tf.Transform on Beam over `flight_rows`."""
     import apache_beam as beam
+    import tensorflow_transform as tft
     import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
     from tfx_bsl.public import tfxio
 
     from transforms import preprocessing, schema
@@ -45,6 +47,11 @@ def transform_output_dir(flight_rows, tmp_path_factory) -> pathlib.Path:
                 preprocessing.preprocessing_fn
             )
             _ = transform_fn | tft_beam.WriteTransformFn(str(out / "transform_graph"))
+    # TFX's Transform also keeps the raw schema in the graph (TFTransformOutput.raw_metadata).
+    metadata_io.write_metadata(
+        dataset_metadata.DatasetMetadata(schema.load()),
+        str(out / "transform_graph" / tft.TFTransformOutput.RAW_METADATA_DIR),
+    )
     return out / "transform_graph"
 
 

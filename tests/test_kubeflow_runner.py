@@ -139,7 +139,9 @@ def test_in_container_preset_has_every_component_wired_and_runs_our_image(tmp_pa
         NodeId.SCHEMA_GEN,
         NodeId.TRAINING_WINDOW,
     }
-    assert depends[NodeId.TRAINER] == {NodeId.TRANSFORM, NodeId.TUNER}
+    # Transform only analyzes; the Tuner and the Trainer read the raw training window.
+    assert depends[NodeId.TRAINER] == {NodeId.TRAINING_WINDOW, NodeId.TRANSFORM, NodeId.TUNER}
+    assert _inputs(job, NodeId.TRAINER)["examples"] == NodeId.TRAINING_WINDOW
     assert depends[NodeId.EVALUATOR] == {NodeId.EVALUATION_WINDOW, NodeId.TRAINER, model_resolver}
     # The variants are converted and gated before the Pusher publishes them with the model;
     # the Tuner and the windows feed the model card (pipeline/model_card.py).

@@ -161,15 +161,12 @@ def _model_run(s: _Store, tmp: pathlib.Path, months, version, champion=None, ble
     transform = s.execute(
         NodeId.TRANSFORM,
         inputs={"examples": training, "schema": schema},
-        outputs={
-            "transform_graph": ("TransformGraph", {}, {}),
-            "transformed_examples": ("Examples", {}, {}),
-        },
+        outputs={"transform_graph": ("TransformGraph", {}, {})},  # materialize=False
     )
     tuner = s.execute(
         NodeId.TUNER,
         inputs={
-            "examples": transform["transformed_examples"],
+            "examples": training,
             "transform_graph": transform["transform_graph"],
         },
         outputs={
@@ -193,7 +190,7 @@ def _model_run(s: _Store, tmp: pathlib.Path, months, version, champion=None, ble
     model = s.execute(
         NodeId.TRAINER,
         inputs={
-            "examples": transform["transformed_examples"],
+            "examples": training,
             "transform_graph": transform["transform_graph"],
             "hyperparameters": tuner["best_hyperparameters"],
         },
