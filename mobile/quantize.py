@@ -16,7 +16,7 @@ import tensorflow_transform as tft
 
 from mobile import runtime
 from mobile.encoder import BuiltinTransform
-from models.constants import OUTPUT_KEY, PREDICT_SIGNATURE
+from models.constants import OUTPUT_KEY, PREDICT_SIGNATURE, TRANSFORMED_FUNCTION
 from models.export import raw_input_signature
 from models.model import model_inputs
 from transforms import features as F
@@ -76,10 +76,13 @@ def export_for_conversion(
     module.transform = BuiltinTransform(tf_transform_output)
     names = list(model_inputs(tf_transform_output))
 
-    @tf.function(input_signature=[raw_input_signature()])
+    # autograph=False: explicit ops only; AutoGraph would transpile the loaded model's and the
+    # builtin transform's call graph for nothing (as in models/export.py).
+    @tf.function(input_signature=[raw_input_signature()], autograph=False)
     def serve(inputs):
         transformed = module.transform(inputs)
-        return {OUTPUT_KEY: tf.reshape(module.model({k: transformed[k] for k in names}), [-1])}
+        model = getattr(module.model, TRANSFORMED_FUNCTION)
+        return {OUTPUT_KEY: tf.reshape(model({k: transformed[k] for k in names}), [-1])}
 
     module.serve = serve
     tf.saved_model.save(

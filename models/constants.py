@@ -20,6 +20,11 @@ CLASSIFY_SIGNATURE = "classify"  # serialized tf.Examples -> classes and scores
 TRANSFORM_SIGNATURE = "transform_features"  # serialized tf.Examples -> transformed features
 SIGNATURES = (PREDICT_SIGNATURE, EXAMPLES_SIGNATURE, CLASSIFY_SIGNATURE, TRANSFORM_SIGNATURE)
 
+TRANSFORMED_FUNCTION = "predict_transformed"
+"""A function of the SavedModel, not a signature: the Keras model on transformed features
+({name: [batch]}) -> P(delayed) [batch, 1]; the TFLite export puts its builtin transform in
+front of it. (The Keras model's own traced call is not saved: models/export.py.)"""
+
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 
