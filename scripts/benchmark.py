@@ -210,7 +210,13 @@ def main(argv: list[str]) -> int:
     def verdict(met: bool) -> str:
         return "met" if met else "MISSED"
 
-    executed = [c for c, (state, _) in cached["components"].items() if state != "cached"]
+    from pipeline.constants import NodeId
+
+    executed = [
+        c
+        for c, (state, _) in cached["components"].items()
+        if state != "cached" and c != NodeId.BASELINE_RESOLVER  # a resolver always resolves
+    ]
     print(
         f"  cold run: {cold['wall_seconds']:6.1f} s, peak memory {cold['peak_memory_gb']:.2f} GB "
         f"(target <= {PEAK_MEMORY_TARGET_GB:.0f} GB, "
