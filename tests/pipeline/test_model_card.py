@@ -13,8 +13,6 @@ import pytest
 
 from pipeline import model_card as mc
 
-pytestmark = pytest.mark.unit
-
 HYPERPARAMETERS = {
     "learning_rate": 0.003,
     "hidden_layers": 2,
@@ -76,6 +74,7 @@ def _card(**changes) -> dict:
     return mc.build(**{**fields, **changes})
 
 
+@pytest.mark.unit
 def test_a_card_follows_the_schema_and_its_numbers_are_the_evaluations():
     card = _card()
     mc.validate(card)
@@ -97,6 +96,7 @@ def test_a_card_follows_the_schema_and_its_numbers_are_the_evaluations():
     assert slices == ["overall", "carrier=HA", "carrier=UA", "origin=JFK", "month=4", "month=12"]
 
 
+@pytest.mark.unit
 def test_details_name_the_version_champion_data_and_places():
     card = _card()
     details = card["model_details"]
@@ -127,6 +127,7 @@ def test_details_name_the_version_champion_data_and_places():
     assert "`carrier` (string, categorical)" in card["model_parameters"]["input_format"]
 
 
+@pytest.mark.unit
 def test_without_a_champion_or_mobile_version_the_card_says_so():
     card = _card(evaluation=_evaluation(baseline_model=None), mobile_dir=None)
     mc.validate(card)
@@ -135,6 +136,7 @@ def test_without_a_champion_or_mobile_version_the_card_says_so():
     assert "no mobile version" in card["model_details"]["documentation"]
 
 
+@pytest.mark.unit
 def test_limitations_name_small_slices_undefined_aucs_and_the_data_year():
     limitations = [x["description"] for x in _card()["considerations"]["limitations"]]
     assert any("in 2013" in x and "2013-04 to 2013-05" in x for x in limitations)
@@ -171,6 +173,7 @@ def test_limitations_name_small_slices_undefined_aucs_and_the_data_year():
     ],
     ids=["version-not-object", "unknown-field", "metric-as-text", "bad-date"],
 )
+@pytest.mark.unit
 def test_a_wrong_field_fails_validation_naming_it(change, message):
     card = copy.deepcopy(_card())
     change(card)
@@ -181,6 +184,7 @@ def test_a_wrong_field_fails_validation_naming_it(change, message):
         mc.files(card)  # nothing is rendered from an invalid card
 
 
+@pytest.mark.unit
 def test_a_non_finite_number_fails_validation():
     card = _card()
     card["quantitative_analysis"]["performance_metrics"][0]["value"] = float("nan")
@@ -209,6 +213,7 @@ class _Page(html.parser.HTMLParser):
             self.cells.append(data.strip())
 
 
+@pytest.mark.unit
 def test_the_card_renders_to_markdown_and_self_contained_html():
     card = _card()
     files = mc.files(card)
@@ -227,6 +232,7 @@ def test_the_card_renders_to_markdown_and_self_contained_html():
     assert "0.7123" in page.cells and "carrier=HA" in page.cells
 
 
+@pytest.mark.unit
 def test_the_vendored_schema_is_the_model_card_toolkits():
     schema = mc.schema()
     assert schema["title"] == "Model Card" and schema["additionalProperties"] is False
@@ -237,3 +243,24 @@ def test_the_vendored_schema_is_the_model_card_toolkits():
         "quantitative_analysis",
         "considerations",
     }
+
+
+@pytest.mark.component
+@pytest.mark.parametrize("rows", [0, 1, 8193])  # a batch boundary of the count
+def test_rows_are_counted_per_span_in_gzipped_and_plain_window_files(tmp_path, rows):
+    import tensorflow as tf
+
+    def write(path, n, options=None):
+        with tf.io.TFRecordWriter(str(path), options=options) as writer:
+            for i in range(n):
+                writer.write(b"x" * (i % 7))
+
+    train = tmp_path / "Split-train"
+    train.mkdir()
+    write(train / "201301-data-00000-of-00002.gz", rows, "GZIP")
+    write(train / "201301-data-00001-of-00002.gz", 5, "GZIP")
+    write(train / "201302-data-00000-of-00001", 3)  # uncompressed
+    (datasets,) = mc.count_rows(str(tmp_path), {"train": [201301, 201302]})
+    assert datasets == mc.Dataset("train", {201301: rows + 5, 201302: 3})
+    with pytest.raises(FileNotFoundError, match=r"split 'train' has no file of span 201303"):
+        mc.count_rows(str(tmp_path), {"train": [201303]})
