@@ -71,8 +71,14 @@ def export_for_conversion(
 ) -> str:
     """The trained model (a SavedModel, as Trainer writes it) behind the builtin transform,
     saved with one raw-feature signature (PREDICT_SIGNATURE) for the TFLite converter."""
+    loaded = tf.saved_model.load(model_dir)
     module = tf.Module()
-    module.model = tf.saved_model.load(model_dir)
+    # Only the model on transformed features and its weights: the serving signatures and
+    # tf.Transform's graph stay out, which makes this SavedModel quicker to write and to load
+    # for each variant's converter.
+    module.predict_transformed = getattr(loaded, TRANSFORMED_FUNCTION)
+    (function,) = module.predict_transformed.concrete_functions
+    module.weights = list(function.variables)
     module.transform = BuiltinTransform(tf_transform_output)
     names = list(model_inputs(tf_transform_output))
 
@@ -81,8 +87,8 @@ def export_for_conversion(
     @tf.function(input_signature=[raw_input_signature()], autograph=False)
     def serve(inputs):
         transformed = module.transform(inputs)
-        model = getattr(module.model, TRANSFORMED_FUNCTION)
-        return {OUTPUT_KEY: tf.reshape(model({k: transformed[k] for k in names}), [-1])}
+        probability = module.predict_transformed({k: transformed[k] for k in names})
+        return {OUTPUT_KEY: tf.reshape(probability, [-1])}
 
     module.serve = serve
     tf.saved_model.save(
