@@ -19,13 +19,13 @@ candidate model reads."""
 EVAL_METRICS: dict[str, str] = {
     "ExampleCount": "example_count",
     "AUC": "auc",
-    "BinaryAccuracy": "binary_accuracy",
-    "Calibration": "calibration",
-    "MeanLabel": "mean_label",
-    "MeanPrediction": "mean_prediction",
+    "BinaryAccuracyFromHistogram": "binary_accuracy",
+    "CalibrationFromHistogram": "calibration",
+    "MeanLabelFromHistogram": "mean_label",
+    "MeanPredictionFromHistogram": "mean_prediction",
 }
-"""The Evaluator's metrics: TFMA class name -> the key TFMA stores its value under (the
-change against a baseline is stored as "<key>_diff")."""
+"""The Evaluator's metrics: metric class name (TFMA's, or pipeline/eval_metrics.py's) -> the key
+TFMA stores its value under (the change against a baseline is stored as "<key>_diff")."""
 GATED_METRIC = "AUC"
 """The metric whose value and change thresholds decide the blessing (overall slice)."""
 MIN_SLICE_EXAMPLES = 100

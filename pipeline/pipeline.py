@@ -14,6 +14,7 @@ from tfx.extensions.google_cloud_ai_platform.tuner.executor import (
 )
 
 from models.constants import EXAMPLES_SIGNATURE, OUTPUT_KEY
+from pipeline import eval_metrics
 from pipeline.components.baseline import LatestBlessedBaselineStrategy
 from pipeline.components.data_validator import DataValidator
 from pipeline.components.example_gen import MonthlyExampleGen
@@ -43,7 +44,9 @@ RUN_FN = "models.training.run_fn"
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     """Metrics overall and per carrier/origin/month; the overall AUC must clear a floor and
     must not fall behind the latest blessed model (small slices are reported, not gated).
-    The ROC curve and the reliability diagram are computed as plots for the run report."""
+    The ROC curve and the reliability diagram are computed as plots for the run report.
+    Accuracy, calibration and the means are read off the AUC's histogram
+    (pipeline/eval_metrics.py): one combiner per example instead of three."""
     plots = {
         "ConfusionMatrixPlot": {"num_thresholds": 200},  # the ROC curve
         "CalibrationPlot": {"num_buckets": 20},  # the reliability diagram
@@ -75,7 +78,10 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                         ],
                     )
                     if name == GATED_METRIC
-                    else tfma.MetricConfig(class_name=name)
+                    else tfma.MetricConfig(
+                        class_name=name,
+                        module=eval_metrics.__name__ if name in eval_metrics.DERIVED else "",
+                    )
                     for name in EVAL_METRICS
                 ]
                 + [

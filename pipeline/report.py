@@ -52,7 +52,7 @@ COLORS = {
     "frozen": "tab:gray",
 }
 _AUC, _ACCURACY, _COUNT = (
-    EVAL_METRICS[k] for k in (GATED_METRIC, "BinaryAccuracy", "ExampleCount")
+    EVAL_METRICS[k] for k in (GATED_METRIC, "BinaryAccuracyFromHistogram", "ExampleCount")
 )
 
 

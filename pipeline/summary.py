@@ -154,7 +154,7 @@ def _defined(metrics: dict[str, float]) -> dict[str, float | str | None]:
     result: dict[str, float | str | None] = {
         name: value if math.isfinite(value) else None for name, value in metrics.items()
     }
-    mean_label = metrics.get(EVAL_METRICS["MeanLabel"])
+    mean_label = metrics.get(EVAL_METRICS["MeanLabelFromHistogram"])
     if mean_label in (0.0, 1.0) and EVAL_METRICS[GATED_METRIC] in result:
         result[EVAL_METRICS[GATED_METRIC]] = None
         result[f"{EVAL_METRICS[GATED_METRIC]}_undefined"] = ONE_CLASS
