@@ -10,7 +10,7 @@ import pathlib
 import re
 import time
 
-from pipeline import console, landing, report, summary
+from pipeline import console, landing, run_cache
 from pipeline.config import PipelineConfig
 from pipeline.lock import exclusive
 
@@ -76,24 +76,26 @@ def _progress(verbose: bool):
             h.setLevel(level)
 
 
-def run(config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool = False) -> dict:
+def run(
+    config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool = False, reuse: bool = True
+) -> dict:
     """Runs the pipeline once and returns its summary, also written to the run's folder with
     the run's report (`report.html`, pipeline/report.py; `report_file` in the summary, or
     `report_error` when it could not be drawn).
+
+    With `reuse` (and caching on), a run whose inputs are unchanged since the last succeeded
+    run does not start TFX: that run's results stand (pipeline/run_cache.py) and the summary
+    says so (`reused_run`, every component "cached", the earlier run's report).
 
     A component failure does not raise: it is recorded in the summary (status "failed",
     the error message) so the caller can report it and exit non-zero. Raises RunLocked when
     another run uses the same ML Metadata store (pipeline/lock.py).
     """
     with exclusive(pathlib.Path(config.metadata_path).with_suffix(".lock")):
-        return _run(config, runs_dir, verbose)
+        return _run(config, runs_dir, verbose, reuse)
 
 
-def _run(config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool) -> dict:
-    from tfx import v1 as tfx
-
-    from pipeline.pipeline import create_pipeline
-
+def _run(config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool, reuse: bool) -> dict:
     started = time.monotonic()
     started_at = datetime.datetime.now()
     written = landing.deliver(pathlib.Path(config.landing_root), config.months)
@@ -101,6 +103,60 @@ def _run(config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool) -> dict:
         f"[landing] {config.landing_root}: "
         + (f"delivered {', '.join(map(str, written))}" if written else "every month present")
     )
+    inputs = run_cache.fingerprint(config)
+    previous = run_cache.reusable(config, inputs) if reuse else None
+    if previous is not None:
+        console.say(
+            f"[pipeline] nothing changed since the run {previous['run_id']} (code, "
+            "configuration, libraries, drops and ML Metadata store as it left them): its "
+            "results stand; --no-cache re-executes every component"
+        )
+        result = _reused(previous, started_at)
+    else:
+        result = _execute(config, started_at, verbose)
+    result.update(
+        wall_seconds=round(time.monotonic() - started, 1),
+        finished_at=datetime.datetime.now().isoformat(timespec="seconds"),
+    )
+
+    run_dir = runs_dir / re.sub(r"[^0-9A-Za-z_.-]", "-", result["run_id"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result["summary_file"] = str(run_dir / "summary.json")
+    if previous is None:
+        from pipeline import report  # imports TensorFlow
+
+        drawing = time.monotonic()
+        console.start_step("report")
+        try:
+            result["report_file"] = str(report.write_report(result, config.metadata_path, run_dir))
+        except Exception as exc:  # noqa: BLE001 -- a report that cannot be drawn loses no run
+            result["report_error"] = f"{type(exc).__name__}: {exc}"
+        console.end_step()
+        console.say(f"[pipeline] report done in {time.monotonic() - drawing:.1f} s")
+    pathlib.Path(result["summary_file"]).write_text(json.dumps(result, indent=2))
+    if previous is None:
+        run_cache.record(config, inputs, result)
+    return result
+
+
+def _reused(previous: dict, started_at: datetime.datetime) -> dict:
+    """The summary of a run that reuses `previous` (an executed run's summary) whole."""
+    result = dict(previous)
+    result.update(
+        run_id=started_at.isoformat(timespec="microseconds"),
+        reused_run=previous["run_id"],
+        components=[{**c, "state": "cached", "seconds": 0.0} for c in previous["components"]],
+        all_cached=True,
+    )
+    return result
+
+
+def _execute(config: PipelineConfig, started_at: datetime.datetime, verbose: bool) -> dict:
+    """Runs the pipeline with LocalDagRunner; its summary from ML Metadata (no file written)."""
+    from tfx import v1 as tfx
+
+    from pipeline import summary
+    from pipeline.pipeline import create_pipeline
 
     error = None
     with _progress(verbose):
@@ -121,23 +177,5 @@ def _run(config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool) -> dict:
                 "run_id": started_at.isoformat(timespec="seconds"),
                 "components": [],
             }
-    result.update(
-        status="failed" if error else "succeeded",
-        error=error,
-        wall_seconds=round(time.monotonic() - started, 1),
-        finished_at=datetime.datetime.now().isoformat(timespec="seconds"),
-    )
-
-    run_dir = runs_dir / re.sub(r"[^0-9A-Za-z_.-]", "-", result["run_id"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    drawing = time.monotonic()
-    console.start_step("report")
-    try:
-        result["report_file"] = str(report.write_report(result, config.metadata_path, run_dir))
-    except Exception as exc:  # noqa: BLE001 -- a report that cannot be drawn loses no run
-        result["report_error"] = f"{type(exc).__name__}: {exc}"
-    console.end_step()
-    console.say(f"[pipeline] report done in {time.monotonic() - drawing:.1f} s")
-    result["summary_file"] = str(run_dir / "summary.json")
-    pathlib.Path(result["summary_file"]).write_text(json.dumps(result, indent=2))
+    result.update(status="failed" if error else "succeeded", error=error)
     return result

@@ -865,7 +865,9 @@ def sections(
     summary: dict, metadata_path: str, replay_steps: list[dict] | None = None
 ) -> list[Section]:
     """The report's sections, in order: data, tuning, training, evaluation, serving, replay."""
-    outputs, executions = read_run_artifacts(metadata_path, summary.get("run_id", ""))
+    # A reused run (pipeline/run_cache.py) has no record in ML Metadata: the run it reused has.
+    run_id = summary.get("reused_run") or summary.get("run_id", "")
+    outputs, executions = read_run_artifacts(metadata_path, run_id)
 
     def data():
         findings = None

@@ -14,8 +14,6 @@ import os
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.components.data_validator import describe, read_findings
-from pipeline.components.windows import SPANS_PROPERTY
 from pipeline.constants import EVAL_METRICS, GATED_METRIC, MONTH_SPLIT, NodeId
 from pipeline.months import Month
 
@@ -115,6 +113,9 @@ def _month_rows(statistics) -> int:
 def _data(outputs: dict) -> dict:
     """Per month: span, version, rows and role (train / validation / eval), from the
     ExampleGen, StatisticsGen and window outputs; plus the DataValidator's drift findings."""
+    from pipeline.components.data_validator import read_findings
+    from pipeline.components.windows import SPANS_PROPERTY
+
     months: dict[str, dict] = {}
     for node, produced in outputs.items():
         kind, _, _ = node.partition("_")
@@ -291,6 +292,11 @@ def format_summary(summary: dict) -> str:
     lines = [
         f"Pipeline {summary['pipeline']}, run {summary['run_id']}: "
         f"{summary.get('status', 'finished')}"
+        + (
+            f" (nothing changed: the results of run {reused})"
+            if (reused := summary.get("reused_run"))
+            else ""
+        )
     ]
     for c in summary["components"]:
         lines.append(f"  {c['component']:<32} {c['state']:<7} {c['seconds']:8.1f} s")
@@ -303,8 +309,10 @@ def format_summary(summary: dict) -> str:
         lines.append(
             "Months (rows): " + "; ".join(f"{r} {', '.join(ms)}" for r, ms in by_role.items())
         )
-    for finding in summary.get("data", {}).get("drift", []):
-        lines.append(f"Drift (warn): {describe(finding)}")
+    if drift := summary.get("data", {}).get("drift"):
+        from pipeline.components.data_validator import describe  # imports TFX
+
+        lines.extend(f"Drift (warn): {describe(finding)}" for finding in drift)
     if summary.get("candidate_auc") is not None:
         champion = summary.get("champion_auc")
         lines.append(

@@ -1,9 +1,9 @@
 """The whole pipeline on a sample of the real data, with LocalDagRunner and SQLite MLMD.
 
 One module-scoped run (window 2013-01..2013-03, evaluated on 2013-04..2013-05), then: an
-unchanged re-run (fully cached), a run whose AUC floor cannot be met (nothing pushed), a newer
-model compared with the champion, and bad drops of the newest month (stopped before Pusher, or
-reported with drift_action=warn).
+unchanged re-run (the last run reused; without reuse, fully cached by TFX), a run whose AUC
+floor cannot be met (nothing pushed), a newer model compared with the champion, and bad drops
+of the newest month (stopped before Pusher, or reported with drift_action=warn).
 """
 
 from __future__ import annotations
@@ -183,17 +183,41 @@ def test_pushed_model_uses_the_tf_serving_layout_and_answers_both_signatures(fir
     assert warmup.replay(model, logs) == []
 
 
-def test_unchanged_rerun_is_fully_cached_and_pushes_nothing_new(
+def _executions(config) -> int:
+    from pipeline.summary import open_store
+
+    return len(open_store(config.metadata_path).get_executions())
+
+
+def test_unchanged_rerun_reuses_the_last_run_without_starting_tfx(
     first_run, config, workspace, components
 ):
+    executions = _executions(config)
     second = local.run(config, workspace / "runs")
     assert second["status"] == "succeeded"
     assert second["run_id"] != first_run["run_id"]
-    assert second["all_cached"] is True
+    assert second["reused_run"] == first_run["run_id"] and second["all_cached"] is True
+    assert _states(second) == {name: ["cached"] for name in components}
+    assert second["eval_metrics"] == first_run["eval_metrics"]
+    assert second["report_file"] == first_run["report_file"]
+    assert json.loads(pathlib.Path(second["summary_file"]).read_text()) == second
+    assert _executions(config) == executions  # the store is untouched: TFX never started
+    assert _versions(config) == [first_run["pushed_version"]]
+
+
+def test_unchanged_rerun_without_reuse_is_fully_cached_by_tfx(
+    first_run, config, workspace, components
+):
+    second = local.run(config, workspace / "runs", reuse=False)
+    assert second["status"] == "succeeded"
+    assert "reused_run" not in second and second["all_cached"] is True
     states = _states(second)
     assert states.pop(NodeId.BASELINE_RESOLVER) == ["ran"]
     assert states == {name: ["cached"] for name in components - {NodeId.BASELINE_RESOLVER}}
     assert _versions(config) == [first_run["pushed_version"]]
+
+    # TFX's run changed the store and is recorded in its turn: the next run reuses it.
+    assert local.run(config, workspace / "runs")["reused_run"] == second["run_id"]
 
 
 def test_unreachable_auc_floor_blocks_the_push_and_says_why(first_run, config, workspace):
