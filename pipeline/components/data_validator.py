@@ -25,6 +25,7 @@ from pipeline.components.windows import month_channels, month_inputs, month_keys
 from pipeline.config import DriftAction
 from pipeline.constants import MONTH_SPLIT
 from pipeline.months import Month
+from transforms.features import DELAY_THRESHOLD_MINUTES, LABEL_CLASSES, LABEL_KEY
 
 ANOMALIES_FILE = "SchemaDiff.pb"  # as ExampleValidator names it, per split
 FINDINGS_FILE = "findings.json"
@@ -32,7 +33,8 @@ DRIFT_FINDINGS_PROPERTY = "drift_findings"
 
 
 class AnomaliesFound(RuntimeError):
-    """A month does not match the curated schema; the message names each anomaly."""
+    """A month does not match the curated schema, or its label holds one class only; the
+    message names each anomaly."""
 
 
 class DriftFound(RuntimeError):
@@ -59,6 +61,35 @@ def findings(anomalies, month: Month) -> list[dict]:
             dict(month=str(month), feature="dataset", kind=kind(info), description=info.description)
         )
     return result
+
+
+def label_findings(statistics, month: Month) -> list[dict]:
+    """A "label" finding when the month's label holds one class only (`statistics`: the
+    month's DatasetFeatureStatisticsList). The schema cannot say it (a bool domain allows
+    either value alone), yet such a month is a broken drop, not news: ~20% of 2013's flights
+    were delayed or cancelled in every month. Training on it teaches the model nothing true;
+    evaluated on it, no AUC exists, so no candidate could be judged."""
+    for dataset in statistics.datasets:
+        for feature in dataset.features:
+            if list(feature.path.step) != [LABEL_KEY] or not feature.HasField("num_stats"):
+                continue
+            low, high = feature.num_stats.min, feature.num_stats.max
+            if dataset.num_examples and low == high and low in (0, 1):
+                only, never = LABEL_CLASSES[int(low)], LABEL_CLASSES[1 - int(low)]
+                return [
+                    dict(
+                        month=str(month),
+                        feature=LABEL_KEY,
+                        kind="label",
+                        description=(
+                            f"the label holds one class only: all {dataset.num_examples:,} "
+                            f"flights are '{only}', none '{never}' (the label comes from "
+                            f"flights.csv's arr_delay: >= {DELAY_THRESHOLD_MINUTES} minutes "
+                            "or missing for a cancelled flight)"
+                        ),
+                    )
+                ]
+    return []
 
 
 def describe(finding: dict) -> str:
@@ -107,17 +138,18 @@ class DataValidatorExecutor(base_executor.BaseExecutor):
             )
             path = os.path.join(output.uri, f"Split-{month}", ANOMALIES_FILE)
             io_utils.write_bytes_file(path, anomalies.SerializeToString())
-            found += findings(anomalies, month)
+            found += findings(anomalies, month) + label_findings(statistics[month], month)
         io_utils.write_string_file(
             os.path.join(output.uri, FINDINGS_FILE), json.dumps(found, indent=2)
         )
         drift = [f for f in found if f["kind"] == "drift"]
         output.set_int_custom_property(DRIFT_FINDINGS_PROPERTY, len(drift))
-        problems = [describe(f) for f in found if f["kind"] == "schema"]
+        problems = [describe(f) for f in found if f["kind"] != "drift"]
         if problems:
             raise AnomaliesFound(
                 "the examples do not match the curated schema "
-                "(transforms/schema/schema.pbtxt):\n  " + "\n  ".join(problems)
+                "(transforms/schema/schema.pbtxt) or hold one label class only:\n  "
+                + "\n  ".join(problems)
             )
         if drift and action is DriftAction.BLOCK:
             raise DriftFound(

@@ -239,3 +239,20 @@ def test_non_finite_numbers_stop_the_run_before_transform_naming_month_and_featu
         _validate(tmp_path, schema_artifact, by_month, DriftAction.WARN)
     assert f"month 2013-02, feature '{feature}'" in str(caught.value)
     assert named in str(caught.value)
+
+
+@pytest.mark.parametrize("label, only", [(1, "delayed"), (0, "on_time")])
+def test_a_month_whose_label_holds_one_class_stops_the_run_naming_it(
+    tmp_path, schema_artifact, months, label, only
+):
+    rows = months["feb"].head(500).assign(delayed=label)
+    by_month = {FEB: _statistics(rows)}
+    with pytest.raises(AnomaliesFound) as caught:
+        _validate(tmp_path, schema_artifact, by_month, DriftAction.WARN)
+    message = str(caught.value)
+    assert "month 2013-02, feature 'delayed': the label holds one class only: all 500 " in message
+    assert f"flights are '{only}'" in message and "arr_delay" in message
+    found = read_findings(tmp_path / "anomalies")
+    assert [(f["month"], f["feature"], f["kind"]) for f in found] == [
+        ("2013-02", "delayed", "label")
+    ]
