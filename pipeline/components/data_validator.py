@@ -66,8 +66,8 @@ def findings(anomalies, month: Month) -> list[dict]:
 def label_findings(statistics, month: Month) -> list[dict]:
     """A "label" finding when the month's label holds one class only (`statistics`: the
     month's DatasetFeatureStatisticsList). The schema cannot say it (a bool domain allows
-    either value alone), yet such a month is a broken drop, not news: ~20% of 2013's flights
-    were delayed or cancelled in every month. Training on it teaches the model nothing true;
+    either value alone), yet such a month is a broken drop, not news: 15% to 36% of 2013's
+    flights were delayed or cancelled in each month. Training on it teaches the model nothing true;
     evaluated on it, no AUC exists, so no candidate could be judged."""
     for dataset in statistics.datasets:
         for feature in dataset.features:
