@@ -53,6 +53,10 @@ class Feature:
     # CATEGORICAL text: the closed list of allowed values (a new value stops the run at
     # ExampleValidator); empty = open, new values share the OOV bucket.
     domain: tuple[str, ...] = ()
+    # CATEGORICAL text, open: at most this many distinct values in one month's examples (the
+    # schema's unique_constraints.max). A flood of new values stops the run; a few new values
+    # share the OOV bucket, and a few carrying much of a month are drift (L-infinity).
+    max_values: int | None = None
 
     def __post_init__(self):
         if self.dtype not in DTYPE_NAMES:
@@ -64,6 +68,12 @@ class Feature:
             )
         if self.domain and (self.kind is not Kind.CATEGORICAL or self.dtype is not str):
             raise ValueError(f"feature {self.name!r}: only text categoricals take a domain")
+        if self.max_values is not None and (
+            self.kind is not Kind.CATEGORICAL or self.dtype is not str or self.domain
+        ):
+            raise ValueError(
+                f"feature {self.name!r}: only open text categoricals (no domain) take max_values"
+            )
 
 
 FEATURES: tuple[Feature, ...] = (
@@ -99,7 +109,14 @@ FEATURES: tuple[Feature, ...] = (
         "New York airport: EWR, JFK or LGA.",
         domain=("EWR", "JFK", "LGA"),
     ),
-    Feature("dest", str, Kind.CATEGORICAL, "Destination airport FAA code, e.g. IAH."),
+    # max_values: 2013's months hold 90-96 destinations (105 over the year).
+    Feature(
+        "dest",
+        str,
+        Kind.CATEGORICAL,
+        "Destination airport FAA code, e.g. IAH.",
+        max_values=150,
+    ),
     Feature(
         "distance",
         float,
@@ -173,7 +190,16 @@ FEATURES: tuple[Feature, ...] = (
         optional=True,
         domain=("Fixed wing multi engine", "Fixed wing single engine", "Rotorcraft"),
     ),
-    Feature("plane_manufacturer", str, Kind.CATEGORICAL, "e.g. EMBRAER.", optional=True, top_k=30),
+    # max_values: 2013's months hold 27-32 manufacturers.
+    Feature(
+        "plane_manufacturer",
+        str,
+        Kind.CATEGORICAL,
+        "e.g. EMBRAER.",
+        optional=True,
+        top_k=30,
+        max_values=50,
+    ),
     # Hourly weather at the origin at the scheduled departure hour.
     Feature(
         "temp", float, Kind.NUMERIC, "Temperature, F.", optional=True, min_value=-40, max_value=130

@@ -8,10 +8,11 @@ disagree.
 What the registry states becomes TFDV schema terms (tensorflow_metadata schema.proto):
 dtype -> type (BYTES/INT/FLOAT); required -> presence min_fraction 1 and shape [1]; optional ->
 presence min_count 0 and value_count [1, 1]; plausible range -> int_domain/float_domain;
-closed `domain` -> a string_domain ExampleValidator enforces; DRIFT_THRESHOLDS ->
-drift_comparator (month to month), SKEW_THRESHOLDS -> skew_comparator (served rows vs
-training, checked by serving/monitor.py): L-infinity for categoricals, Jensen-Shannon
-divergence for numerics; the label is a bool, absent in the SERVING environment
+closed `domain` -> a string_domain ExampleValidator enforces; `max_values` ->
+unique_constraints.max (more distinct values in a month: FEATURE_TYPE_HIGH_UNIQUE);
+DRIFT_THRESHOLDS -> drift_comparator (month to month), SKEW_THRESHOLDS -> skew_comparator
+(served rows vs training, checked by serving/monitor.py): L-infinity for categoricals,
+Jensen-Shannon divergence for numerics; the label is a bool, absent in the SERVING environment
 (default_environment TRAINING and SERVING, the label not_in_environment SERVING).
 """
 
@@ -54,6 +55,8 @@ def build():
         if f.domain:
             entry.domain = f.name
             schema.string_domain.add(name=f.name, value=f.domain)
+        if f.max_values is not None:  # TFDV: FEATURE_TYPE_HIGH_UNIQUE above it
+            entry.unique_constraints.max = f.max_values
         if f.dtype is float:  # NaN and infinities never reach training (absent = missing)
             entry.float_domain.disallow_nan = entry.float_domain.disallow_inf = True
         if f.min_value is not None or f.max_value is not None:

@@ -27,6 +27,8 @@ def test_names_are_unique_and_slices_and_crosses_name_registry_features():
         (dict(dtype=int, optional=True), "cannot be optional"),
         (dict(dtype=bytes), "dtype must be one of"),
         (dict(dtype=float, kind=F.Kind.NUMERIC, domain=("a",)), "only text categoricals"),
+        (dict(dtype=int, max_values=10), "only open text categoricals"),
+        (dict(domain=("a", "b"), max_values=10), "only open text categoricals"),
     ],
 )
 def test_registry_rejects_features_it_cannot_carry(kwargs, message):

@@ -58,3 +58,14 @@ def test_no_float_feature_lets_nan_or_infinity_through():
     for name in floats:
         domain = built[name].float_domain
         assert domain.disallow_nan and domain.disallow_inf, name
+
+
+def test_open_text_categoricals_cap_their_distinct_values():
+    """A flood of new categories: TFDV flags a month with more distinct values than the
+    registry's max_values (FEATURE_TYPE_HIGH_UNIQUE)."""
+    built = {f.name: f for f in schema.build().feature}
+    capped = {f.name: f.max_values for f in F.FEATURES if f.max_values is not None}
+    assert capped == {"dest": 150, "plane_manufacturer": 50}
+    for name, cap in capped.items():
+        assert built[name].unique_constraints.max == cap
+    assert not built["carrier"].HasField("unique_constraints")  # closed: its domain rules

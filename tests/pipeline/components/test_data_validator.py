@@ -256,3 +256,22 @@ def test_a_month_whose_label_holds_one_class_stops_the_run_naming_it(
     assert [(f["month"], f["feature"], f["kind"]) for f in found] == [
         ("2013-02", "delayed", "label")
     ]
+
+
+@pytest.mark.parametrize(
+    "feature, new_values, cap", [("dest", 160, 150), ("plane_manufacturer", 60, 50)]
+)
+def test_a_flood_of_new_categories_stops_the_run_naming_month_and_feature(
+    tmp_path, schema_artifact, months, feature, new_values, cap
+):
+    """A month whose open categorical holds more distinct values than 2013 ever did (e.g.
+    codes re-keyed upstream into one per row) is stopped, even when no single new value is
+    frequent enough for the L-infinity drift comparator to see it."""
+    rows = months["feb"].dropna(subset=[feature]).head(600).reset_index(drop=True)
+    rows.loc[: new_values - 1, feature] = [f"NEW{i:03d}" for i in range(new_values)]
+    by_month = {FEB: _statistics(rows)}
+    with pytest.raises(AnomaliesFound) as caught:
+        _validate(tmp_path, schema_artifact, by_month, DriftAction.WARN)
+    message = str(caught.value)
+    assert f"month 2013-02, feature '{feature}'" in message
+    assert f"Expected no more than {cap} unique values" in message
