@@ -30,6 +30,7 @@ REQUIRED_COLUMNS: dict[str, dict[str, str]] = {
         "month": _NUMBER,
         "day": _NUMBER,
         "hour": _NUMBER,
+        "flight": _NUMBER,
         "sched_dep_time": _NUMBER,
         "sched_arr_time": _NUMBER,
         "arr_delay": _NUMBER,
@@ -128,6 +129,34 @@ def check_columns(frame: pd.DataFrame, table: str, source: str) -> pd.DataFrame:
             f"{frame[column].iloc[row]!r} on data row {row + 1}"
         )
     return frame
+
+
+FLIGHT_KEY = ("year", "month", "day", "carrier", "flight", "origin", "sched_dep_time")
+"""What identifies a scheduled flight: no two of 2013's 336,776 flights share it."""
+
+
+def check_unique_flights(flights: pd.DataFrame, source: str) -> pd.DataFrame:
+    """`flights` if no scheduled flight (FLIGHT_KEY) is listed twice; DataError naming
+    `source`, how many rows repeat a flight and the first of them (1-based data rows, as
+    `check_columns` counts). A repeated row would be trained on twice and count twice in
+    the schedule-congestion features."""
+    repeated = flights.duplicated(list(FLIGHT_KEY), keep="first").to_numpy()
+    if not repeated.any():
+        return flights
+    row = int(np.argmax(repeated))
+    keys = flights[list(FLIGHT_KEY)].astype(str).apply(tuple, axis=1).tolist()
+    first = keys.index(keys[row])  # as duplicated() compares: missing values equal
+    key = flights.iloc[row]
+    described = (
+        f"{int(key['year']):04d}-{int(key['month']):02d}-{int(key['day']):02d} "
+        f"{key['carrier']} {int(key['flight'])} from {key['origin']} at "
+        f"{int(key['sched_dep_time']):04d}"
+    )
+    raise DataError(
+        f"{source}: {int(repeated.sum())} row(s) repeat a flight listed before (same "
+        f"{', '.join(FLIGHT_KEY)}), first on data row {row + 1}: {described}, as on data "
+        f"row {first + 1}; a drop lists each scheduled flight once"
+    )
 
 
 def load_tables(data_dir: pathlib.Path) -> Tables:

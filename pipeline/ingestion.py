@@ -38,8 +38,8 @@ def read_drop(landing_root: str, month: Month) -> data.Tables:
 
     The previous month's weather, when its drop exists, is put in front of this month's so
     that weather windows of the first hours of the month look back across the boundary.
-    Raises DataError for a missing file or column, a column of the wrong type, or flights
-    that belong to another month.
+    Raises DataError for a missing file or column, a column of the wrong type, flights
+    that belong to another month, or a scheduled flight listed twice (data.FLIGHT_KEY).
     """
     import tensorflow as tf  # deferred: heavy import
 
@@ -58,6 +58,10 @@ def read_drop(landing_root: str, month: Month) -> data.Tables:
             f"month {month}: {uri}/flights.csv: {len(other)} flight(s) of {', '.join(found)} "
             f"(columns year, month); a drop holds the flights of its own month only"
         )
+    try:
+        data.check_unique_flights(flights, f"{uri}/{landing.DROP_FILES[data.FLIGHTS]}")
+    except data.DataError as exc:
+        raise data.DataError(f"month {month}: {exc}") from None
     previous = landing.drop_uri(landing_root, month.shift(-1))
     if tf.io.gfile.exists(f"{previous}/{landing.DROP_FILES[data.WEATHER]}"):
         earlier = _read_table(previous, data.WEATHER, month.shift(-1))

@@ -81,7 +81,7 @@ def test_without_the_previous_drop_windows_hold_only_the_month_own_hours(tmp_pat
 
 
 def test_month_examples_hold_the_registry_features_and_the_label(tmp_path):
-    _drop(tmp_path, MAR, [_flight(), _flight(arr_delay=30.0)], MAR_MIDNIGHT)
+    _drop(tmp_path, MAR, [_flight(), _flight(flight=2, arr_delay=30.0)], MAR_MIDNIGHT)
     rows = ingestion.month_examples(str(tmp_path), MAR)
     assert list(rows.columns) == [f.name for f in F.FEATURES] + [F.LABEL_KEY]
     assert rows[F.LABEL_KEY].tolist() == [0, 1]
@@ -194,3 +194,30 @@ def test_a_truncated_csv_is_refused_naming_the_month_and_file(tmp_path):
     path.write_text(text[: text.index("\n") + 1] + '1,2,"unterminated')
     message = _error(tmp_path)
     assert message.startswith(f"month 2013-03: {tmp_path}/2013-03/flights.csv:")
+
+
+def test_a_flight_listed_twice_is_refused_naming_the_rows(tmp_path):
+    """A drop delivered with repeated rows (an upstream export appended twice) would train on
+    them twice and double the congestion counts; the same flight number at another time or
+    from another airport is another flight."""
+    flights = [
+        _flight(),
+        _flight(flight=2),
+        _flight(sched_dep_time=40, minute=40),
+        _flight(origin="JFK"),
+        _flight(flight=2, arr_delay=25.0),  # the same scheduled flight, other values
+        _flight(),
+    ]
+    _drop(tmp_path, MAR, flights, MAR_MIDNIGHT)
+    assert _error(tmp_path) == (
+        f"month 2013-03: {tmp_path}/2013-03/flights.csv: 2 row(s) repeat a flight listed "
+        "before (same year, month, day, carrier, flight, origin, sched_dep_time), first on "
+        "data row 5: 2013-03-01 UA 2 from EWR at 0030, as on data row 2; a drop lists each "
+        "scheduled flight once"
+    )
+
+
+def test_the_real_year_lists_each_scheduled_flight_once():
+    flights = data.load_tables(data.package_data_dir()).flights
+    assert len(flights) == 336_776
+    assert data.check_unique_flights(flights, "flights") is flights

@@ -282,12 +282,24 @@ def _no_distance(table, frame):
     return frame.drop(columns=["distance"]) if table == "flights" else frame
 
 
-def test_a_bad_drop_stops_ingestion_naming_the_month_file_and_column(first_run, config, workspace):
+def _repeated_rows(table, frame):
+    """Flights appended twice over (an upstream export re-run onto the same file)."""
+    return frame.iloc[[*range(len(frame)), 0, 5, 9]] if table == "flights" else frame
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [(_no_distance, "distance"), (_repeated_rows, "3 row(s) repeat a flight listed before")],
+    ids=["missing-column", "repeated-rows"],
+)
+def test_a_bad_drop_stops_ingestion_naming_the_month_file_and_problem(
+    first_run, config, workspace, change, named
+):
     before = _versions(config)
-    _redeliver_may(config, workspace, _no_distance)
+    _redeliver_may(config, workspace, change)
     result = local.run(config, workspace / "runs")
     assert result["status"] == "failed"
-    for text in ("month 2013-05", "flights.csv", "distance"):
+    for text in ("month 2013-05", "flights.csv", named):
         assert text in result["error"]
     states = _states(result)
     assert states[month_node(NodeId.EXAMPLE_GEN, MAY)] == ["failed"]
