@@ -139,18 +139,23 @@ def check_unique_flights(flights: pd.DataFrame, source: str) -> pd.DataFrame:
     """`flights` if no scheduled flight (FLIGHT_KEY) is listed twice; DataError naming
     `source`, how many rows repeat a flight and the first of them (1-based data rows, as
     `check_columns` counts). A repeated row would be trained on twice and count twice in
-    the schedule-congestion features."""
-    repeated = flights.duplicated(list(FLIGHT_KEY), keep="first").to_numpy()
+    the schedule-congestion features. Rows whose key misses a value are not compared (two
+    rows without a flight number are no evidence of one flight); the required-value checks
+    of ingestion name them."""
+    key = list(FLIGHT_KEY)
+    complete = np.flatnonzero(flights[key].notna().all(axis=1).to_numpy())
+    keys = flights[key].iloc[complete]
+    repeated = keys.duplicated(keep="first").to_numpy()
     if not repeated.any():
         return flights
-    row = int(np.argmax(repeated))
-    keys = flights[list(FLIGHT_KEY)].astype(str).apply(tuple, axis=1).tolist()
-    first = keys.index(keys[row])  # as duplicated() compares: missing values equal
-    key = flights.iloc[row]
+    at = int(np.argmax(repeated))
+    groups = keys.groupby(key, sort=False).ngroup().to_numpy()
+    row, first = int(complete[at]), int(complete[int(np.argmax(groups == groups[at]))])
+    flight = flights.iloc[row]
     described = (
-        f"{int(key['year']):04d}-{int(key['month']):02d}-{int(key['day']):02d} "
-        f"{key['carrier']} {int(key['flight'])} from {key['origin']} at "
-        f"{int(key['sched_dep_time']):04d}"
+        f"{int(flight['year']):04d}-{int(flight['month']):02d}-{int(flight['day']):02d} "
+        f"{flight['carrier']} {int(flight['flight'])} from {flight['origin']} at "
+        f"{int(flight['sched_dep_time']):04d}"
     )
     raise DataError(
         f"{source}: {int(repeated.sum())} row(s) repeat a flight listed before (same "

@@ -52,7 +52,10 @@ def read_drop(landing_root: str, month: Month) -> data.Tables:
     other = flights[(flights["year"] != month.year) | (flights["month"] != month.month)]
     if not other.empty:
         found = sorted(
-            {f"{int(y):04d}-{int(m):02d}" for y, m in zip(other.year, other.month, strict=True)}
+            {
+                f"{int(y):04d}-{int(m):02d}" if pd.notna(y) and pd.notna(m) else "no month"
+                for y, m in zip(other.year, other.month, strict=True)
+            }
         )
         raise data.DataError(
             f"month {month}: {uri}/flights.csv: {len(other)} flight(s) of {', '.join(found)} "

@@ -217,6 +217,34 @@ def test_a_flight_listed_twice_is_refused_naming_the_rows(tmp_path):
     )
 
 
+def test_flights_whose_key_misses_a_value_are_not_taken_for_repeats(tmp_path):
+    """Two flights without a flight number (or scheduled time) are no evidence of one flight;
+    the required-value checks name them instead of a crash on the missing number."""
+    flights = [
+        _flight(flight=None, dest="BOS"),
+        _flight(flight=None, dest="ORD"),
+        _flight(flight=2, sched_dep_time=None),
+        _flight(flight=2, sched_dep_time=None),
+        _flight(flight=3.0),  # read as 3.0 beside a missing number: still flight 3
+        _flight(flight=3),
+    ]
+    _drop(tmp_path, MAR, flights, MAR_MIDNIGHT)
+    assert "first on data row 6: 2013-03-01 UA 3 from EWR at 0030, as on data row 5" in (
+        _error(tmp_path)
+    )
+    _drop(tmp_path / "complete-ones-once", MAR, flights[:5], MAR_MIDNIGHT)
+    tables = ingestion.read_drop(str(tmp_path / "complete-ones-once"), MAR)
+    assert len(tables.flights) == 5
+
+
+def test_a_flight_without_year_or_month_is_named_as_of_another_month(tmp_path):
+    _drop(tmp_path, MAR, [_flight(), _flight(flight=2, year=None)], MAR_MIDNIGHT)
+    assert _error(tmp_path) == (
+        f"month 2013-03: {tmp_path}/2013-03/flights.csv: 1 flight(s) of no month "
+        "(columns year, month); a drop holds the flights of its own month only"
+    )
+
+
 def test_the_real_year_lists_each_scheduled_flight_once():
     flights = data.load_tables(data.package_data_dir()).flights
     assert len(flights) == 336_776
