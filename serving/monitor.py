@@ -27,7 +27,8 @@ served version through ML Metadata and writes `monitor.json`.
    - `drift`: the same comparison against the previous window's statistics, with the
      schema's `drift_comparator`s.
    - `schema`: `tfdv.validate_statistics` in the SERVING environment (the label is not
-     expected): unknown categories, missing required values, out-of-range values.
+     expected): unknown categories, missing required values, out-of-range values, more
+     distinct values of an open categorical than the schema's `unique_constraints` allow.
    - `prediction`: Jensen-Shannon divergence of the served `probability` histogram against
      the evaluation-time histogram of the same version (the Evaluator's CalibrationPlot).
 
@@ -597,7 +598,8 @@ def compare_missing(
 def check_schema(serving, schema) -> list[Check]:
     """TFDV schema validation of the serving statistics in the SERVING environment (the label
     is not expected): one ALERT Check per feature with anomalies (unknown categories, missing
-    required values, out-of-range values, wrong types), whatever the window size."""
+    required values, out-of-range values, wrong types, a flood of distinct values beyond
+    `unique_constraints`), whatever the window size."""
     import tensorflow_data_validation as tfdv
     from tensorflow_metadata.proto.v0 import anomalies_pb2
 

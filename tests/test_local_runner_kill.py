@@ -11,6 +11,8 @@ import pathlib
 import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -24,6 +26,7 @@ OPTIONS = [
     *("--rows-per-month", "500", "--fast", "--min-eval-auc", "0.5"),
     *("--mobile-auc-tolerance", "0.2"),  # 1,000 eval rows: a small model loses more to int8
 ]
+PIPELINE = "flight_delay"
 KILLED_IN = NodeId.MOBILE_EXPORT  # after Evaluator and InfraValidator, before Pusher
 TIMEOUT_S = 900
 
@@ -41,9 +44,36 @@ def _published(output_dir: pathlib.Path) -> dict[str, list[str]]:
     return found
 
 
-def _kill_when_started(output_dir: pathlib.Path, component: str) -> list[str]:
-    """Runs the command until the console says `component` started; then SIGKILL. Returns
-    the lines it printed."""
+def _node_states(output_dir: pathlib.Path, node: str) -> list[int]:
+    """ML Metadata states (metadata_store_pb2.Execution.State) of the node's executions, oldest
+    first, read from the run's SQLite store while the run may be writing it."""
+    import ml_metadata as mlmd
+    from ml_metadata.errors import NotFoundError
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    path = output_dir / "metadata" / f"{PIPELINE}.sqlite"
+    if not path.exists():
+        return []
+    config = pb.ConnectionConfig()
+    config.sqlite.filename_uri = str(path)
+    config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READONLY
+    try:
+        store = mlmd.MetadataStore(config)
+        context = store.get_context_by_type_and_name("node", f"{PIPELINE}.{node}")
+        if context is None:
+            return []
+        executions = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+        return [e.last_known_state for e in executions]
+    except NotFoundError:  # the store's tables are not written yet
+        return []
+
+
+def _kill_while_running(output_dir: pathlib.Path, node: str) -> list[str]:
+    """Runs the command until ML Metadata records `node`'s execution as RUNNING (TFX registers
+    it so just before calling the executor), lets the executor work for a second, then
+    SIGKILL. Returns the lines the run printed; the whole run is killed at TIMEOUT_S."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
     run = subprocess.Popen(
         _command(output_dir) + OPTIONS,
         cwd=ROOT,
@@ -52,15 +82,23 @@ def _kill_when_started(output_dir: pathlib.Path, component: str) -> list[str]:
         text=True,
         env=os.environ | {"PYTHONUNBUFFERED": "1"},
     )
+    deadline = threading.Timer(TIMEOUT_S, run.kill)
+    deadline.start()
     lines = []
     try:
         for line in run.stdout:
             lines.append(line.rstrip("\n"))
-            if line.startswith(f"[pipeline] {component} ..."):
+            if line.startswith(f"[pipeline] {node} ..."):
+                while run.poll() is None and pb.Execution.RUNNING not in _node_states(
+                    output_dir, node
+                ):
+                    time.sleep(0.2)
+                time.sleep(1.0)
                 run.send_signal(signal.SIGKILL)
                 break
         run.wait(timeout=TIMEOUT_S)
     finally:
+        deadline.cancel()
         if run.poll() is None:
             run.kill()
         run.stdout.close()
@@ -69,8 +107,12 @@ def _kill_when_started(output_dir: pathlib.Path, component: str) -> list[str]:
 
 
 def test_a_run_killed_in_a_component_is_completed_by_the_same_command(tmp_path):
-    first = _kill_when_started(tmp_path, KILLED_IN)
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    first = _kill_while_running(tmp_path, KILLED_IN)
     assert f"[pipeline] {NodeId.EVALUATOR} done" in "\n".join(first)
+    # Killed inside the executor: ML Metadata still says RUNNING; nothing was published.
+    assert _node_states(tmp_path, KILLED_IN) == [pb.Execution.RUNNING]
     assert _published(tmp_path) == {"serving_model": [], "mobile": []}
 
     second = subprocess.run(
@@ -93,6 +135,7 @@ def test_a_run_killed_in_a_component_is_completed_by_the_same_command(tmp_path):
     redone = {KILLED_IN, NodeId.PUSHER, NodeId.BASELINE_RESOLVER}
     assert {name for name, state in states.items() if state == "ran"} == redone
     assert {state for name, state in states.items() if name not in redone} == {"cached"}
+    assert _node_states(tmp_path, KILLED_IN) == [pb.Execution.RUNNING, pb.Execution.COMPLETE]
 
     version = summary["pushed_version"]
     assert _published(tmp_path) == {"serving_model": [version], "mobile": [version]}
