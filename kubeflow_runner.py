@@ -303,8 +303,14 @@ def beam_args(s: ProductionSettings) -> tuple[str, ...]:
             # component (tfx/utils/dependency_utils.py); EXTERNAL environments ignore it.
             f"--sdk_container_image={s.image}",
         )
-    # One container: all its cores (0 = as many workers as CPUs).
-    return ("--direct_running_mode=multi_processing", "--direct_num_workers=0")
+    # One container: all its cores (0 = as many workers as CPUs). The DirectRunner stages
+    # nothing; naming the image's project keeps TFX from packing its own install into an
+    # sdist per component (see local_runner.BEAM_ARGS).
+    return (
+        "--direct_running_mode=multi_processing",
+        "--direct_num_workers=0",
+        f"--setup_file={IMAGE_SOURCE_DIR}/setup.py",
+    )
 
 
 def pipeline_config(s: ProductionSettings) -> PipelineConfig:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
 import local_runner
@@ -108,3 +110,15 @@ def test_a_replay_that_starts_without_two_months_of_history_exits_2(runs, tmp_pa
     argv = ["replay", "--output-dir", str(tmp_path), "--first-month", "2013-02"]
     assert local_runner.main(argv) == 2
     assert "needs 2 months of history" in capsys.readouterr().err and not seen
+
+
+def test_the_beam_arguments_keep_tfx_from_packing_itself_per_component():
+    """Without a dependency flag TFX builds an sdist of its own install for every Beam
+    component (tfx/utils/dependency_utils.py): ~1 s and a 51 MB copy under /tmp each."""
+    from tfx.utils import dependency_utils
+
+    args = list(local_runner.BEAM_ARGS)
+    assert dependency_utils.make_beam_dependency_flags(args) == args
+    setup_file = next(a.removeprefix("--setup_file=") for a in args if "--setup_file=" in a)
+    assert pathlib.Path(setup_file) == pathlib.Path(local_runner.__file__).parent / "setup.py"
+    assert pathlib.Path(setup_file).is_file()
