@@ -68,6 +68,16 @@ def _node_states(output_dir: pathlib.Path, node: str) -> list[int]:
         return []
 
 
+def _states_now(output_dir: pathlib.Path, node: str) -> list[int]:
+    """_node_states while the run writes the store: a locked database reads as no state yet."""
+    from ml_metadata.errors import StatusError
+
+    try:
+        return _node_states(output_dir, node)
+    except StatusError:
+        return []
+
+
 def _kill_while_running(output_dir: pathlib.Path, node: str) -> list[str]:
     """Runs the command until ML Metadata records `node`'s execution as RUNNING (TFX registers
     it so just before calling the executor), lets the executor work for a second, then
@@ -89,7 +99,7 @@ def _kill_while_running(output_dir: pathlib.Path, node: str) -> list[str]:
         for line in run.stdout:
             lines.append(line.rstrip("\n"))
             if line.startswith(f"[pipeline] {node} ..."):
-                while run.poll() is None and pb.Execution.RUNNING not in _node_states(
+                while run.poll() is None and pb.Execution.RUNNING not in _states_now(
                     output_dir, node
                 ):
                     time.sleep(0.2)
