@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from models.constants import MODEL_NAME
 from pipeline.constants import NodeId
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +27,6 @@ OPTIONS = [
     *("--rows-per-month", "500", "--fast", "--min-eval-auc", "0.5"),
     *("--mobile-auc-tolerance", "0.2"),  # 1,000 eval rows: a small model loses more to int8
 ]
-PIPELINE = "flight_delay"
 KILLED_IN = NodeId.MOBILE_EXPORT  # after Evaluator and InfraValidator, before Pusher
 TIMEOUT_S = 900
 
@@ -39,42 +39,37 @@ def _published(output_dir: pathlib.Path) -> dict[str, list[str]]:
     """Every entry (versions and anything else, dot-folders included) of the two folders."""
     found = {}
     for place in ("serving_model", "mobile"):
-        base = output_dir / place / "flight_delay"
+        base = output_dir / place / MODEL_NAME
         found[place] = sorted(p.name for p in base.iterdir()) if base.exists() else []
     return found
 
 
 def _node_states(output_dir: pathlib.Path, node: str) -> list[int]:
     """ML Metadata states (metadata_store_pb2.Execution.State) of the node's executions, oldest
-    first, read from the run's SQLite store while the run may be writing it."""
-    import ml_metadata as mlmd
-    from ml_metadata.errors import NotFoundError
-    from ml_metadata.proto import metadata_store_pb2 as pb
+    first; [] before the run has created its store."""
+    from pipeline.summary import open_store
 
-    path = output_dir / "metadata" / f"{PIPELINE}.sqlite"
+    path = output_dir / "metadata" / f"{MODEL_NAME}.sqlite"
     if not path.exists():
         return []
-    config = pb.ConnectionConfig()
-    config.sqlite.filename_uri = str(path)
-    config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READONLY
-    try:
-        store = mlmd.MetadataStore(config)
-        context = store.get_context_by_type_and_name("node", f"{PIPELINE}.{node}")
-        if context is None:
-            return []
-        executions = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
-        return [e.last_known_state for e in executions]
-    except NotFoundError:  # the store's tables are not written yet
+    store = open_store(str(path))
+    context = store.get_context_by_type_and_name("node", f"{MODEL_NAME}.{node}")
+    if context is None:
         return []
+    executions = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+    return [e.last_known_state for e in executions]
 
 
 def _states_now(output_dir: pathlib.Path, node: str) -> list[int]:
-    """_node_states while the run writes the store: a locked database reads as no state yet."""
+    """_node_states while the run writes the store: a store whose tables are not written yet,
+    or a locked database, reads as no state yet."""
     from ml_metadata.errors import StatusError
+
+    from pipeline.summary import NotAStore
 
     try:
         return _node_states(output_dir, node)
-    except StatusError:
+    except (NotAStore, StatusError):
         return []
 
 
@@ -149,6 +144,6 @@ def test_a_run_killed_in_a_component_is_completed_by_the_same_command(tmp_path):
 
     version = summary["pushed_version"]
     assert _published(tmp_path) == {"serving_model": [version], "mobile": [version]}
-    mobile = tmp_path / "mobile" / "flight_delay" / version
+    mobile = tmp_path / "mobile" / MODEL_NAME / version
     assert list(mobile.glob("*.tflite")), sorted(p.name for p in mobile.iterdir())
-    assert (tmp_path / "serving_model" / "flight_delay" / version / "saved_model.pb").is_file()
+    assert (tmp_path / "serving_model" / MODEL_NAME / version / "saved_model.pb").is_file()
