@@ -76,6 +76,21 @@ class MonthlyDropExecutor(BaseExampleGenExecutor):
     def GetInputSourceToExamplePTransform(self):
         return _DropToRecords
 
+    def GenerateExamplesByBeam(self, pipeline, exec_properties):
+        """The drop's records as the one split `month`, in ingestion's order.
+
+        Overrides TFX's default, which routes every record through a hash partition
+        (sha256 of the serialized example) to choose among the output splits: with the one
+        split there is nothing to choose, and hashing cost ~0.4 s of each month's ~3 s.
+        """
+        config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties[specs.INPUT_CONFIG_KEY], config)
+        (split,) = config.splits
+        return {
+            MONTH_SPLIT: pipeline
+            | "InputToRecord" >> _DropToRecords(exec_properties, split.pattern)
+        }
+
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         super().Do(input_dict, output_dict, exec_properties)
         month, _, _ = settings(exec_properties)
