@@ -7,7 +7,9 @@ This check needs files only. The inputs that make a run's results are fingerprin
 
 - the configuration (`PipelineConfig`: every field is typed, its repr says them all);
 - the code: every file of the project's packages and `local_runner.py`;
-- the installed libraries: the name and version of every distribution in the environment;
+- the installed libraries: the name and version of every distribution installed in the
+  interpreter's site-packages (not all of sys.path: importing TFX puts setuptools' vendored
+  copies there, which would make a second run in the same process look different);
 - the months' drops in the landing zone, and the drop of the month before the first (its
   weather is read for the first days): each file's size and modification time (what TFX's
   ExampleGen fingerprints: a drop delivered again is ingested again as a newer version) and
@@ -32,6 +34,7 @@ import importlib.metadata
 import json
 import os
 import pathlib
+import site
 
 from pipeline.config import Baseline, PipelineConfig
 
@@ -55,10 +58,7 @@ def fingerprint(config: PipelineConfig) -> str:
     for relative, path in _files(PROJECT_ROOT, CODE):
         digest.update(f"code {relative}\n".encode())
         digest.update(_file_digest(path))
-    versions = sorted(
-        f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()
-    )
-    digest.update("\n".join(versions).encode())
+    digest.update("\n".join(installed_distributions()).encode())
     months = [config.months[0].shift(-1), *config.months]
     for relative, path in _files(pathlib.Path(config.landing_root), [str(m) for m in months]):
         digest.update(f"drop {relative}\n".encode())
@@ -66,11 +66,22 @@ def fingerprint(config: PipelineConfig) -> str:
     return digest.hexdigest()
 
 
+def installed_distributions() -> list[str]:
+    """`name==version` of every distribution in the interpreter's site-packages (the user's
+    included when enabled), sorted. Entries imports add to sys.path are not installs: TFX's
+    import adds setuptools/_vendor (autocommand, jaraco.*, ...)."""
+    paths = site.getsitepackages()
+    if site.ENABLE_USER_SITE:
+        paths.append(site.getusersitepackages())
+    return sorted(
+        f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions(path=paths)
+    )
+
+
 def reusable(config: PipelineConfig, inputs: str) -> dict | None:
-    """The summary of the last succeeded run if a run with `inputs` (fingerprint(config), taken
-    before TFX is imported: imports add distributions to sys.path) would reproduce it, else
-    None: caching is off, no run was recorded, any input changed, the store changed since, or
-    a file the summary names (summary, report, pushed model) is gone."""
+    """The summary of the last succeeded run if a run with `inputs` (fingerprint(config))
+    would reproduce it, else None: caching is off, no run was recorded, any input changed, the
+    store changed since, or a file the summary names (summary, report, pushed model) is gone."""
     if (
         not config.enable_cache
         or config.metadata_path is None

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import shutil
 
 import pytest
 
@@ -154,3 +155,33 @@ def test_a_corrupt_record_is_not_reused(config, tmp_path, text):
     _succeeded(config, tmp_path)
     run_cache.record_path(config).write_text(text)
     assert _reusable(config) is None
+
+
+def _distribution(directory: pathlib.Path, name: str, version: str) -> None:
+    info = directory / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+
+
+def test_a_changed_installed_library_is_not_reused(config, tmp_path, monkeypatch):
+    site_packages = tmp_path / "site-packages"
+    _distribution(site_packages, "some_library", "1.0")
+    monkeypatch.setattr(run_cache.site, "getsitepackages", lambda: [str(site_packages)])
+    monkeypatch.setattr(run_cache.site, "ENABLE_USER_SITE", False)
+    assert run_cache.installed_distributions() == ["some_library==1.0"]
+    _succeeded(config, tmp_path)
+    assert _reusable(config) is not None
+    shutil.rmtree(site_packages / "some_library-1.0.dist-info")  # pip install -U
+    _distribution(site_packages, "some_library", "1.1")
+    assert _reusable(config) is None
+
+
+def test_what_imports_add_to_sys_path_is_not_an_installed_library(config, tmp_path, monkeypatch):
+    """Importing TFX puts setuptools/_vendor on sys.path: a second run in the same process
+    (local.run twice) must fingerprint the same inputs."""
+    _succeeded(config, tmp_path)
+    vendored = tmp_path / "_vendor"
+    _distribution(vendored, "vendored_library", "2.0")
+    monkeypatch.syspath_prepend(str(vendored))
+    assert "vendored_library==2.0" not in run_cache.installed_distributions()
+    assert _reusable(config) is not None
