@@ -7,9 +7,9 @@ This check needs files only. The inputs that make a run's results are fingerprin
 
 - the configuration (`PipelineConfig`: every field is typed, its repr says them all);
 - the code: every file of the project's packages and `local_runner.py`;
-- the installed libraries: the name and version of every distribution installed in the
-  interpreter's site-packages (not all of sys.path: importing TFX puts setuptools' vendored
-  copies there, which would make a second run in the same process look different);
+- the installed libraries: the name and version of every distribution on sys.path, except
+  packages' own vendored copies inside site-packages (importing TFX puts setuptools' there,
+  which would make a second run in the same process look different);
 - the months' drops in the landing zone, and the drop of the month before the first (its
   weather is read for the first days): each file's size and modification time (what TFX's
   ExampleGen fingerprints: a drop delivered again is ingested again as a newer version) and
@@ -35,6 +35,7 @@ import json
 import os
 import pathlib
 import site
+import sys
 
 from pipeline.config import Baseline, PipelineConfig
 
@@ -67,12 +68,19 @@ def fingerprint(config: PipelineConfig) -> str:
 
 
 def installed_distributions() -> list[str]:
-    """`name==version` of every distribution in the interpreter's site-packages (the user's
-    included when enabled), sorted. Entries imports add to sys.path are not installs: TFX's
-    import adds setuptools/_vendor (autocommand, jaraco.*, ...)."""
-    paths = site.getsitepackages()
+    """`name==version` of every distribution on sys.path (site-packages, PYTHONPATH, .pth
+    entries), sorted, except in folders inside a site-packages folder: those are packages'
+    own copies that importing them puts on sys.path (TFX's import adds setuptools/_vendor:
+    autocommand, jaraco.*, ...), not installs."""
+    sites = [pathlib.PurePath(s) for s in site.getsitepackages()]
     if site.ENABLE_USER_SITE:
-        paths.append(site.getusersitepackages())
+        sites.append(pathlib.PurePath(site.getusersitepackages()))
+
+    def vendored(entry: str) -> bool:
+        path = pathlib.PurePath(entry)
+        return any(path != s and path.is_relative_to(s) for s in sites)
+
+    paths = [entry for entry in sys.path if not vendored(entry)]
     return sorted(
         f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions(path=paths)
     )

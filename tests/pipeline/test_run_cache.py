@@ -163,12 +163,20 @@ def _distribution(directory: pathlib.Path, name: str, version: str) -> None:
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
 
 
-def test_a_changed_installed_library_is_not_reused(config, tmp_path, monkeypatch):
-    site_packages = tmp_path / "site-packages"
-    _distribution(site_packages, "some_library", "1.0")
-    monkeypatch.setattr(run_cache.site, "getsitepackages", lambda: [str(site_packages)])
+@pytest.fixture
+def site_packages(tmp_path, monkeypatch) -> pathlib.Path:
+    """A site-packages folder of the interpreter, on sys.path."""
+    folder = tmp_path / "site-packages"
+    folder.mkdir()
+    monkeypatch.setattr(run_cache.site, "getsitepackages", lambda: [str(folder)])
     monkeypatch.setattr(run_cache.site, "ENABLE_USER_SITE", False)
-    assert run_cache.installed_distributions() == ["some_library==1.0"]
+    monkeypatch.syspath_prepend(str(folder))
+    return folder
+
+
+def test_a_changed_installed_library_is_not_reused(config, tmp_path, site_packages):
+    _distribution(site_packages, "some_library", "1.0")
+    assert "some_library==1.0" in run_cache.installed_distributions()
     _succeeded(config, tmp_path)
     assert _reusable(config) is not None
     shutil.rmtree(site_packages / "some_library-1.0.dist-info")  # pip install -U
@@ -176,11 +184,22 @@ def test_a_changed_installed_library_is_not_reused(config, tmp_path, monkeypatch
     assert _reusable(config) is None
 
 
-def test_what_imports_add_to_sys_path_is_not_an_installed_library(config, tmp_path, monkeypatch):
-    """Importing TFX puts setuptools/_vendor on sys.path: a second run in the same process
-    (local.run twice) must fingerprint the same inputs."""
+def test_a_library_on_pythonpath_counts(config, tmp_path, site_packages, monkeypatch):
     _succeeded(config, tmp_path)
-    vendored = tmp_path / "_vendor"
+    target = tmp_path / "target"  # pip install --target; PYTHONPATH=target
+    _distribution(target, "newer_library", "3.0")
+    monkeypatch.syspath_prepend(str(target))
+    assert "newer_library==3.0" in run_cache.installed_distributions()
+    assert _reusable(config) is None
+
+
+def test_what_imports_add_to_sys_path_is_not_an_installed_library(
+    config, tmp_path, site_packages, monkeypatch
+):
+    """Importing TFX puts site-packages/setuptools/_vendor on sys.path: a second run in the
+    same process (local.run twice) must fingerprint the same inputs."""
+    _succeeded(config, tmp_path)
+    vendored = site_packages / "setuptools" / "_vendor"
     _distribution(vendored, "vendored_library", "2.0")
     monkeypatch.syspath_prepend(str(vendored))
     assert "vendored_library==2.0" not in run_cache.installed_distributions()
