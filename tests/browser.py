@@ -9,12 +9,14 @@ the kernel allows it the browser runs in an empty network namespace (`unshare --
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import functools
 import os
 import pathlib
 import re
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -40,18 +42,23 @@ class Rendered:
 @functools.cache
 def chromium() -> str:
     """The chromium executable, installed with apt-get when missing and running as root;
-    skips the calling test otherwise."""
+    skips the calling test otherwise. Test workers (pytest-xdist) take turns to install: the
+    first installs while the others wait on a lock file, then find it installed."""
     if path := shutil.which(CHROMIUM):
         return path
     if os.geteuid() != 0:
         pytest.skip(f"`{CHROMIUM}` is not installed and installing it needs root")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", CHROMIUM]
-    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, check=True)
-        done = subprocess.run(install, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.fail(f"apt-get install {CHROMIUM} failed:\n{done.stderr[-2000:]}")
+    with open(pathlib.Path(tempfile.gettempdir()) / "flight-delay-chromium.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if path := shutil.which(CHROMIUM):  # another worker installed it meanwhile
+            return path
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "--no-install-recommends", CHROMIUM]
+        if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update"], env=env, capture_output=True, check=True)
+            done = subprocess.run(install, env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                pytest.fail(f"apt-get install {CHROMIUM} failed:\n{done.stderr[-2000:]}")
     return shutil.which(CHROMIUM) or pytest.fail(f"{CHROMIUM} installed but not on PATH")
 
 

@@ -77,7 +77,7 @@ class MonthlyDropExecutor(BaseExampleGenExecutor):
         return _DropToRecords
 
     def GenerateExamplesByBeam(self, pipeline, exec_properties):
-        """The drop's records as the one split `month`, in ingestion's order.
+        """The drop's records as the one split `month`.
 
         Overrides TFX's default, which routes every record through a hash partition
         (sha256 of the serialized example) to choose among the output splits: with the one
