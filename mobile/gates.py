@@ -60,15 +60,16 @@ def build_variants(
     which may be published. `eval_examples` and `representative_examples` are serialized raw
     tf.Examples (with labels). Returns the results and the SavedModel's own eval figures
     ({"auc", "rows", "accuracy"})."""
+    loaded = tf.saved_model.load(model_dir)  # once: loading takes seconds
     with tempfile.TemporaryDirectory() as local:  # the converter's input stays on local disk
         saved_dir = quantize.export_for_conversion(
-            model_dir,
+            loaded,
             tft.TFTransformOutput(transform_graph_dir),
             os.path.join(local, "conversion_saved_model"),
         )
         return _measure(
             saved_dir,
-            model_dir,
+            loaded.signatures[PREDICT_SIGNATURE],
             eval_examples,
             representative_examples,
             work_dir,
@@ -92,7 +93,7 @@ def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 def _measure(
     saved_dir: str,
-    model_dir: str,
+    saved_model: tf.types.experimental.ConcreteFunction,
     eval_examples: list[bytes],
     representative_examples: list[bytes],
     work_dir: str,
@@ -101,7 +102,6 @@ def _measure(
 ) -> tuple[list[VariantResult], dict]:
     columns = codec.columns_from_examples(eval_examples)
     labels = _labels(eval_examples)
-    saved_model = tf.saved_model.load(model_dir).signatures[PREDICT_SIGNATURE]
     reference = _predict(saved_model, columns)
     probes, probe_labels = quantize.range_probes(
         columns, quantize.stratified_rows(columns, config.probe_rows)

@@ -67,11 +67,11 @@ QUANTIZERS: dict[str, Quantizer] = {
 
 
 def export_for_conversion(
-    model_dir: str, tf_transform_output: tft.TFTransformOutput, out_dir: str
+    loaded: tf.Module, tf_transform_output: tft.TFTransformOutput, out_dir: str
 ) -> str:
-    """The trained model (a SavedModel, as Trainer writes it) behind the builtin transform,
-    saved with one raw-feature signature (PREDICT_SIGNATURE) for the TFLite converter."""
-    loaded = tf.saved_model.load(model_dir)
+    """The trained model (`loaded`: the Trainer's SavedModel, as tf.saved_model.load returns
+    it) behind the builtin transform, saved with one raw-feature signature
+    (PREDICT_SIGNATURE) for the TFLite converter."""
     module = tf.Module()
     # Only the model on transformed features and its weights: the serving signatures and
     # tf.Transform's graph stay out, which makes this SavedModel quicker to write and to load
