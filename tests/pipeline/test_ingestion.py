@@ -126,6 +126,61 @@ def test_flights_of_another_month_are_refused(tmp_path):
     )
 
 
+def test_weather_of_another_month_is_refused(tmp_path):
+    """March flights with April's weather would find no weather at all: the month would be
+    trained on without it."""
+    april = [_weather(month=4, hour=h) for h in range(3)]
+    _drop(tmp_path, MAR, [_flight()], [*MAR_MIDNIGHT, *april])
+    assert _error(tmp_path) == (
+        f"month 2013-03: {tmp_path}/2013-03/weather.csv: 3 reading(s) of 2013-04 (columns "
+        "year, month); a drop holds the weather of its own month only"
+    )
+
+
+@pytest.mark.parametrize(
+    "table, column, value",
+    [
+        (data.FLIGHTS, "sched_dep_time", 30.5),
+        (data.FLIGHTS, "day", 1.25),
+        (data.WEATHER, "hour", 0.5),
+        (data.PLANES, "seats", 149.5),
+    ],
+)
+def test_a_fraction_where_whole_numbers_belong_is_refused(tmp_path, table, column, value):
+    """A fractional clock time would be truncated into an int feature (00:30.5 -> 00:30), a
+    fractional hour would match no weather; neither may pass silently."""
+    rows = {
+        data.FLIGHTS: [_flight(flight=2), _flight(**{column: value})],
+        data.WEATHER: [_weather(hour=1), _weather(**{column: value})],
+        data.PLANES: [raw_rows.plane(tailnum="N2"), raw_rows.plane(**{column: value})],
+    }
+    tables = {data.FLIGHTS: [_flight()], data.WEATHER: MAR_MIDNIGHT, data.PLANES: PLANES}
+    tables[table] = rows[table]
+    _drop(tmp_path, MAR, tables[data.FLIGHTS], tables[data.WEATHER], tables[data.PLANES])
+    assert _error(tmp_path) == (
+        f"month 2013-03: {tmp_path}/2013-03/{table}.csv: column '{column}' must hold whole "
+        f"numbers, found {value!r} on data row 2"
+    )
+
+
+def test_a_flight_without_a_value_it_needs_is_named_with_file_column_and_row(tmp_path):
+    flights = [_flight(), _flight(flight=2, carrier=None), _flight(flight=3, carrier=None)]
+    _drop(tmp_path, MAR, flights, MAR_MIDNIGHT)
+    assert _error(tmp_path) == (
+        f"month 2013-03: {tmp_path}/2013-03/flights.csv: column 'carrier' has no value in 2 "
+        "row(s), first on data row 2; every flight needs it"
+    )
+
+
+def test_a_file_cut_off_in_its_last_row_says_so(tmp_path):
+    path = _good_march(tmp_path) / "flights.csv"
+    header, row = path.read_text().splitlines()
+    path.write_text(f"{header}\n{row}\n{row.replace(',1,', ',2,', 1)[:40]}\n")
+    assert _error(tmp_path).endswith(
+        "on data row 2 (the last row: is the file cut off?); every flight needs it"
+    )
+
+
 def test_a_flights_file_without_rows_is_refused(tmp_path):
     _drop(tmp_path, MAR, [], MAR_MIDNIGHT, columns={data.FLIGHTS: list(_flight())})
     assert _error(tmp_path) == f"month 2013-03: {tmp_path}/2013-03/flights.csv holds no flights"
@@ -232,9 +287,10 @@ def test_flights_whose_key_misses_a_value_are_not_taken_for_repeats(tmp_path):
     assert "first on data row 6: 2013-03-01 UA 3 from EWR at 0030, as on data row 5" in (
         _error(tmp_path)
     )
-    _drop(tmp_path / "complete-ones-once", MAR, flights[:5], MAR_MIDNIGHT)
+    without_number = [flights[0], flights[1], flights[4]]  # a flight number is not required
+    _drop(tmp_path / "complete-ones-once", MAR, without_number, MAR_MIDNIGHT)
     tables = ingestion.read_drop(str(tmp_path / "complete-ones-once"), MAR)
-    assert len(tables.flights) == 5
+    assert len(tables.flights) == 3
 
 
 def test_a_flight_without_year_or_month_is_named_as_of_another_month(tmp_path):
