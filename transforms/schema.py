@@ -7,10 +7,10 @@ disagree.
 
 What the registry states becomes TFDV schema terms (tensorflow_metadata schema.proto):
 dtype -> type (BYTES/INT/FLOAT); required -> presence min_fraction 1 and shape [1]; optional ->
-presence min_count 0 and value_count [1, 1]; plausible range -> int_domain/float_domain;
-closed `domain` -> a string_domain ExampleValidator enforces; `max_values` ->
-unique_constraints.max (more distinct values in a month: FEATURE_TYPE_HIGH_UNIQUE);
-DRIFT_THRESHOLDS -> drift_comparator (month to month), SKEW_THRESHOLDS -> skew_comparator
+presence min_count 0, min_fraction MIN_PRESENCE, and value_count [1, 1]; plausible range ->
+int_domain/float_domain; closed `domain` -> a string_domain ExampleValidator enforces;
+`max_values` -> unique_constraints.max (more distinct values in a month:
+FEATURE_TYPE_HIGH_UNIQUE); DRIFT_THRESHOLDS -> drift_comparator (month to month), SKEW_THRESHOLDS -> skew_comparator
 (served rows vs training, checked by serving/monitor.py): L-infinity for categoricals,
 Jensen-Shannon divergence for numerics; the label is a bool, absent in the SERVING environment
 (default_environment TRAINING and SERVING, the label not_in_environment SERVING).
@@ -48,6 +48,8 @@ def build():
         entry = schema.feature.add(name=f.name, type=types[f.dtype])
         if f.optional:
             entry.presence.min_count = 0
+            if f.name in F.MIN_PRESENCE:
+                entry.presence.min_fraction = F.MIN_PRESENCE[f.name]
             entry.value_count.min = entry.value_count.max = 1
         else:
             entry.presence.min_fraction, entry.presence.min_count = 1.0, 1

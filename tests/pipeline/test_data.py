@@ -94,8 +94,13 @@ def test_real_data_has_expected_size_and_positive_rate(flight_rows):
     assert set(flight_rows.columns) >= {f.name for f in F.FEATURES}
     tables = data.load_tables(data.package_data_dir())
     assert len(tables.flights) == 336_776
-    rate = data.build_examples(tables)[F.LABEL_KEY].mean()
+    examples = data.build_examples(tables)
+    rate = examples[F.LABEL_KEY].mean()
     assert 0.26 < rate < 0.27
+    # Every real month clears the presence floors by a margin of 2 (they are half its lowest).
+    present = examples.groupby("month")[list(F.MIN_PRESENCE)].agg(lambda x: x.notna().mean())
+    assert (present.min() >= 2 * pd.Series(F.MIN_PRESENCE)).all()
+    assert all(F.BY_NAME[name].optional for name in F.MIN_PRESENCE)
 
 
 @pytest.mark.unit

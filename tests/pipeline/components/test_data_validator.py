@@ -58,9 +58,18 @@ def months() -> dict[str, pd.DataFrame]:
     celsius = feb.assign(temp=(feb["temp"] - 32) * 5 / 9)
     unknown_carrier = feb.copy()
     unknown_carrier.loc[:9, "carrier"] = "ZZ"
+    # A February drop delivered with March's weather.csv: no flight finds its hour's weather.
+    feb_weather_of_march = data.build_examples(
+        data.Tables(
+            first.flights[first.flights["month"] == 2],
+            first.weather[first.weather["month"] == 3],
+            first.planes,
+        )
+    )
     return {
         "jan": jan,
         "feb": feb,
+        "feb_weather_of_march": feb_weather_of_march,
         "mar": mar,
         "feb_celsius": celsius,
         "feb_unknown_carrier": unknown_carrier,
@@ -177,6 +186,35 @@ def test_a_schema_anomaly_stops_the_run_even_with_warn(tmp_path, schema_artifact
     )
     found = read_findings(tmp_path / "anomalies")
     assert [(f["feature"], f["kind"]) for f in found] == [("carrier", "schema")]
+
+
+def test_a_month_without_weather_stops_the_run_naming_the_features(
+    tmp_path, schema_artifact, statistics
+):
+    """Every weather feature falls below its presence floor (features.MIN_PRESENCE); plane
+    features, which come from planes.csv, do not."""
+    by_month = {JAN: statistics["jan"], FEB: statistics["feb_weather_of_march"]}
+    with pytest.raises(AnomaliesFound) as caught:
+        _validate(tmp_path, schema_artifact, by_month, DriftAction.WARN)
+    message = str(caught.value)
+    assert "month 2013-02, feature 'temp': The feature was not present in any examples." in (
+        message
+    )
+    found = read_findings(tmp_path / "anomalies")
+    assert {f["feature"] for f in found if f["kind"] == "schema"} == {
+        "temp",
+        "dewp",
+        "humid",
+        "wind_dir",
+        "wind_speed",
+        "precip",
+        "visib",
+        "pressure",
+        "precip_4h",
+        "precip_12h",
+        "visib_min_4h",
+        "wind_speed_max_4h",
+    }
 
 
 def test_a_month_with_a_third_of_the_flights_is_flagged_on_the_example_count(
