@@ -275,12 +275,26 @@ def summarize(metadata_path: str, pipeline_name: str, since: float | None = None
         summary["pushed_destination"] = _custom(pushed[0], "pushed_destination")
         summary["already_pushed"] = _custom(pushed[0], "already_pushed") == 1
         summary["pushed_version"] = _custom(pushed[0], "pushed_version")
+        if summary["pushed"]:
+            summary["served_version"] = _served_version(summary["pushed_destination"])
     if mobile := outputs.get(NodeId.MOBILE_EXPORT, {}).get("mobile_models"):
         summary["mobile"] = _mobile(mobile[0], pushed[0] if pushed else None)
     summary["all_cached"] = all(
         c["state"] == "cached" for c in summary["components"] if c["component"] not in resolvers
     )
     return summary
+
+
+def _served_version(pushed_destination: str) -> str | None:
+    """The version TF Serving serves from the base folder of `pushed_destination`: the
+    highest number there (its default version policy, `latest`; a cached Pusher's version
+    may since have been overtaken by a model pushed from other data)."""
+    import os
+
+    from serving import push  # imports TensorFlow, loaded by the run already
+
+    found = push.versions(os.path.dirname(pushed_destination.rstrip("/")))
+    return str(found[-1]) if found else None
 
 
 def _figure(value, spec: str, missing: str = "n/a") -> str:
@@ -317,7 +331,11 @@ def format_summary(summary: dict) -> str:
         champion = summary.get("champion_auc")
         lines.append(
             f"Candidate AUC {summary['candidate_auc']:.4f}; champion AUC "
-            + (f"{champion:.4f} on the same months" if champion is not None else "n/a (none yet)")
+            + (
+                f"{champion:.4f} on the same months"
+                if champion is not None
+                else "n/a (no blessed model older than the candidate)"
+            )
         )
     if "eval_metrics" in summary:
         lines.append("Eval metrics (AUC, accuracy, calibration, examples):")
@@ -358,6 +376,14 @@ def format_summary(summary: dict) -> str:
                 else ""
             )
         )
+        served = summary.get("served_version")
+        if served and served != summary.get("pushed_version"):
+            lines.append(
+                f"NOT SERVED: TF Serving serves the highest version, {served}, which holds "
+                f"another model, pushed later; this run's model is version "
+                f"{summary['pushed_version']}. Removing the newer version folder rolls back "
+                "to it; `--no-cache` retrains and competes with the served model."
+            )
     elif "pushed" in summary:
         why = (
             "infra validation failed"

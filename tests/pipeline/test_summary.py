@@ -49,6 +49,8 @@ def _summary(**changes) -> dict:
         "baseline_model": "/models/7",
         "pushed": True,
         "pushed_destination": "/serving/8",
+        "pushed_version": "8",
+        "served_version": "8",
         "infra_validation": {"ok": True, "detail": "8 requests answered"},
     }
     base.update(changes)
@@ -152,7 +154,27 @@ def test_drift_reported_with_warn_names_month_feature_and_figures():
 
 def test_without_a_champion_the_summary_says_so():
     lines = summary.format_summary(_summary(champion_auc=None)).splitlines()
-    assert "Candidate AUC 0.7123; champion AUC n/a (none yet)" in lines
+    assert (
+        "Candidate AUC 0.7123; champion AUC n/a (no blessed model older than the candidate)"
+        in lines
+    )
+
+
+def test_a_pushed_model_that_a_newer_version_overtook_is_reported_as_not_served(tmp_path):
+    """A newcomer restored a month's earlier drop: every component came from the first run's
+    cache, which had pushed version 8, while version 9 (trained on the withdrawn drop) was
+    what TF Serving served."""
+    for version in ("8", "9", "tmp-staging"):
+        (tmp_path / version).mkdir()
+    served = summary._served_version(f"{tmp_path}/8")
+    assert served == "9"
+    lines = summary.format_summary(_summary(served_version=served)).splitlines()
+    assert lines[lines.index("Pushed: /serving/8") + 1] == (
+        "NOT SERVED: TF Serving serves the highest version, 9, which holds another model, "
+        "pushed later; this run's model is version 8. Removing the newer version folder rolls "
+        "back to it; `--no-cache` retrains and competes with the served model."
+    )
+    assert not any("NOT SERVED" in line for line in summary.format_summary(_summary()).split("\n"))
 
 
 def test_a_one_class_slice_shows_its_auc_as_undefined_never_as_zero():
