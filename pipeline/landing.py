@@ -62,7 +62,11 @@ def deliver(
     for month in todo:
         flights = _of_month(tables.flights, month)
         if flights.empty:
-            raise data.DataError(f"the source tables hold no flights for {month}")
+            raise data.DataError(
+                f"no drop for {month}: {landing_root / str(month)} does not exist (a drop holds "
+                f"{', '.join(DROP_FILES.values())}), and the source tables hold no flights for "
+                f"{month} to deliver it from"
+            )
         staging = landing_root / f".{month}.{uuid.uuid4().hex}.tmp"
         staging.mkdir()
         try:

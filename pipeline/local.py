@@ -10,7 +10,7 @@ import pathlib
 import re
 import time
 
-from pipeline import console, landing, run_cache
+from pipeline import console, data, landing, run_cache
 from pipeline.config import PipelineConfig
 from pipeline.lock import exclusive
 
@@ -98,7 +98,10 @@ def run(
 def _run(config: PipelineConfig, runs_dir: pathlib.Path, verbose: bool, reuse: bool) -> dict:
     started = time.monotonic()
     started_at = datetime.datetime.now()
-    written = landing.deliver(pathlib.Path(config.landing_root), config.months)
+    try:
+        written = landing.deliver(pathlib.Path(config.landing_root), config.months)
+    except data.DataError as error:
+        raise data.DataError(f"{error}; the run is {config.data_span}") from None
     console.say(
         f"[landing] {config.landing_root}: "
         + (f"delivered {', '.join(map(str, written))}" if written else "every month present")

@@ -10,10 +10,11 @@ dtype -> type (BYTES/INT/FLOAT); required -> presence min_fraction 1 and shape [
 presence min_count 0, min_fraction MIN_PRESENCE, and value_count [1, 1]; plausible range ->
 int_domain/float_domain; closed `domain` -> a string_domain ExampleValidator enforces;
 `max_values` -> unique_constraints.max (more distinct values in a month:
-FEATURE_TYPE_HIGH_UNIQUE); DRIFT_THRESHOLDS -> drift_comparator (month to month), SKEW_THRESHOLDS -> skew_comparator
-(served rows vs training, checked by serving/monitor.py): L-infinity for categoricals,
-Jensen-Shannon divergence for numerics; the label is a bool, absent in the SERVING environment
-(default_environment TRAINING and SERVING, the label not_in_environment SERVING).
+FEATURE_TYPE_HIGH_UNIQUE); DRIFT_THRESHOLDS -> drift_comparator (month to month),
+SKEW_THRESHOLDS -> skew_comparator (served rows vs training, checked by serving/monitor.py):
+L-infinity for categoricals, Jensen-Shannon divergence for numerics; the label is a bool,
+absent in the SERVING environment (default_environment TRAINING and SERVING, the label
+not_in_environment SERVING).
 """
 
 from __future__ import annotations

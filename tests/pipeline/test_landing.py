@@ -129,8 +129,13 @@ def test_a_failed_delivery_leaves_no_drop_and_no_staging_folder(tmp_path):
 @pytest.mark.unit
 def test_a_month_without_flights_is_an_error_naming_it(tmp_path):
     root = tmp_path / "landing"
-    with pytest.raises(data.DataError, match="the source tables hold no flights for 2013-04"):
+    with pytest.raises(data.DataError) as caught:
         landing.deliver(root, [JAN, Month(2013, 4)], _tables())
+    assert str(caught.value) == (
+        f"no drop for 2013-04: {root}/2013-04 does not exist (a drop holds flights.csv, "
+        "weather.csv, planes.csv), and the source tables hold no flights for 2013-04 to "
+        "deliver it from"
+    )
     assert landing.delivered(root) == [JAN]  # months before it are delivered
     assert not list(root.glob(".*"))
 

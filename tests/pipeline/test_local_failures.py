@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pipeline import local
+from pipeline import data, local
 from pipeline.config import local_config
 from pipeline.months import Month
 
@@ -33,3 +33,17 @@ def test_an_unusable_metadata_store_is_named_and_no_other_summary_is_touched(tmp
     assert earlier.read_bytes() == before
     written = json.loads(open(result["summary_file"]).read())
     assert written["run_id"] == result["run_id"] and written["status"] == "failed"
+
+
+def test_a_window_reaching_before_the_data_names_the_missing_drop_and_the_window(tmp_path):
+    """Evaluating January 2013 needs a training window in 2012, which neither the landing zone
+    nor the bundled tables hold: the error says which months the run is made of."""
+    config = local_config(tmp_path, eval_months=(Month(2013, 1),), train_window=2, tune=False)
+    with pytest.raises(data.DataError) as caught:
+        local.run(config, tmp_path / "runs")
+    assert str(caught.value) == (
+        f"no drop for 2012-11: {config.landing_root}/2012-11 does not exist (a drop holds "
+        "flights.csv, weather.csv, planes.csv), and the source tables hold no flights for "
+        "2012-11 to deliver it from; the run is trained on 2012-11..2012-12 (validation "
+        "2012-12), evaluated on 2013-01"
+    )
