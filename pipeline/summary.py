@@ -14,7 +14,13 @@ import os
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.constants import EVAL_METRICS, GATED_METRIC, MONTH_SPLIT, NodeId
+from pipeline.constants import (
+    EVAL_METRICS,
+    GATED_METRIC,
+    MIN_SLICE_EXAMPLES,
+    MONTH_SPLIT,
+    NodeId,
+)
 from pipeline.months import Month
 
 _STATE_NAMES = {
@@ -289,8 +295,6 @@ def _served_version(pushed_destination: str) -> str | None:
     """The version TF Serving serves from the base folder of `pushed_destination`: the
     highest number there (its default version policy, `latest`; a cached Pusher's version
     may since have been overtaken by a model pushed from other data)."""
-    import os
-
     from serving import push  # imports TensorFlow, loaded by the run already
 
     found = push.versions(os.path.dirname(pushed_destination.rstrip("/")))
@@ -349,6 +353,11 @@ def format_summary(summary: dict) -> str:
                 f"n {int(m.get('example_count') or 0):,}"
                 + (f"  AUC vs baseline {_figure(m['auc_diff'], '+.4f')}" if "auc_diff" in m else "")
                 + (" (one class: AUC undefined)" if m.get("auc_undefined") else "")
+                + (
+                    f" (small: < {MIN_SLICE_EXAMPLES} examples)"
+                    if (m.get("example_count") or 0) < MIN_SLICE_EXAMPLES
+                    else ""
+                )
             )
         validation = summary["validation"]
         why = (

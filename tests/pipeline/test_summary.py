@@ -195,4 +195,8 @@ def test_a_one_class_slice_shows_its_auc_as_undefined_never_as_zero():
     )
     line = next(line for line in text.splitlines() if "carrier=YV" in line)
     assert "AUC undefined" in line and "cal n/a" in line and "one class" in line
+    assert line.endswith("(small: < 100 examples)")  # as the report and the model card say
+    lines = summary.format_summary(_summary()).splitlines()
+    assert next(line for line in lines if "carrier=UA" in line).endswith("(small: < 100 examples)")
+    assert "small" not in next(line for line in lines if line.strip().startswith("overall"))
     assert "0.0000" not in line
