@@ -21,7 +21,7 @@ class TrainingConfig:
     # One epoch per trial. On the year (seeds 0-2, 4 trials each) the trials' October AUCs lie
     # within 0.676-0.689 after one epoch and 0.679-0.687 after two, and one configuration's
     # Nov-Dec AUC varies as much between seeds (0.711-0.722) as between configurations; with
-    # seed 0 both budgets choose the defaults. A second epoch per trial cost ~9 s of a cold run.
+    # seed 0 both budgets choose the defaults. The second epochs cost the Tuner ~8 s (4 x ~2 s).
     tuner_epochs: int = 1
     seed: int = 0
     # One of DISTRIBUTIONS; the model code is the same, built under the strategy's scope.
