@@ -53,6 +53,9 @@ def _month(text: str):
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The run's options; `replay` as the first argument adds the replay's months."""
+    from models.config import TrainingConfig  # a leaf: no TensorFlow
+
+    defaults = TrainingConfig()
     replay = bool(argv) and argv[0] == "replay"
     parser = argparse.ArgumentParser(
         prog="local_runner.py replay" if replay else None,
@@ -115,7 +118,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--tuner-trials",
         type=_positive_int,
         default=None,
-        help="tuning budget (default 4 trials of 2 epochs)",
+        help=(
+            f"tuning budget (default {defaults.tuner_trials} trials of "
+            f"{defaults.tuner_epochs} epoch(s))"
+        ),
     )
     parser.add_argument(
         "--min-eval-auc", type=_fraction, default=None, help="AUC floor for blessing (default 0.70)"
