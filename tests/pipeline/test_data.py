@@ -97,9 +97,9 @@ def test_real_data_has_expected_size_and_positive_rate(flight_rows):
     examples = data.build_examples(tables)
     rate = examples[F.LABEL_KEY].mean()
     assert 0.26 < rate < 0.27
-    # Every real month clears the presence floors by a margin of 2 (they are half its lowest).
+    # Every real month clears each presence floor by at least 0.1 (sampled months vary).
     present = examples.groupby("month")[list(F.MIN_PRESENCE)].agg(lambda x: x.notna().mean())
-    assert (present.min() >= 2 * pd.Series(F.MIN_PRESENCE)).all()
+    assert (present.min() >= pd.Series(F.MIN_PRESENCE) + 0.1).all()
     assert all(F.BY_NAME[name].optional for name in F.MIN_PRESENCE)
 
 

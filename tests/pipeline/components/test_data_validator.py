@@ -66,10 +66,20 @@ def months() -> dict[str, pd.DataFrame]:
             first.planes,
         )
     )
+    # A February weather.csv that stops on the 14th: half the month finds no weather.
+    feb_weather = first.weather[first.weather["month"] == 2]
+    feb_half_weather = data.build_examples(
+        data.Tables(
+            first.flights[first.flights["month"] == 2],
+            feb_weather[feb_weather["day"] <= 14],
+            first.planes,
+        )
+    )
     return {
         "jan": jan,
         "feb": feb,
         "feb_weather_of_march": feb_weather_of_march,
+        "feb_half_weather": feb_half_weather,
         "mar": mar,
         "feb_celsius": celsius,
         "feb_unknown_carrier": unknown_carrier,
@@ -215,6 +225,18 @@ def test_a_month_without_weather_stops_the_run_naming_the_features(
         "visib_min_4h",
         "wind_speed_max_4h",
     }
+
+
+def test_a_month_with_half_its_weather_stops_the_run(tmp_path, schema_artifact, statistics):
+    by_month = {JAN: statistics["jan"], FEB: statistics["feb_half_weather"]}
+    with pytest.raises(AnomaliesFound) as caught:
+        _validate(tmp_path, schema_artifact, by_month, DriftAction.WARN)
+    line = next(
+        line for line in str(caught.value).splitlines() if "month 2013-02, feature 'temp'" in line
+    )
+    assert "minimum fraction = 0.8" in line
+    actual = float(line.split("actual = ")[1].split()[0])
+    assert 0.45 < actual < 0.55  # 14 of February's 28 days
 
 
 def test_a_month_with_a_third_of_the_flights_is_flagged_on_the_example_count(
