@@ -51,14 +51,20 @@ def findings(anomalies, month: Month) -> list[dict]:
         names = {anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason}
         return "drift" if names and all(n.startswith("COMPARATOR_") for n in names) else "schema"
 
+    def description(info) -> str:
+        # TFDV runs the reasons' descriptions together without a separator.
+        return "; ".join(r.description for r in info.reason) or info.description
+
     result = [
-        dict(month=str(month), feature=feature, kind=kind(info), description=info.description)
+        dict(month=str(month), feature=feature, kind=kind(info), description=description(info))
         for feature, info in sorted(anomalies.anomaly_info.items())
     ]
     if anomalies.HasField("dataset_anomaly_info"):
         info = anomalies.dataset_anomaly_info
         result.append(
-            dict(month=str(month), feature="dataset", kind=kind(info), description=info.description)
+            dict(
+                month=str(month), feature="dataset", kind=kind(info), description=description(info)
+            )
         )
     return result
 

@@ -239,6 +239,20 @@ def test_a_month_with_half_its_weather_stops_the_run(tmp_path, schema_artifact, 
     assert 0.45 < actual < 0.55  # 14 of February's 28 days
 
 
+def test_a_feature_with_two_anomalies_lists_them_apart(tmp_path, schema_artifact, months):
+    """Half the weather, and in Celsius: temp is both too rarely present and drifted. TFDV's
+    own description runs the two texts together without a separator."""
+    rows = months["feb_half_weather"]
+    by_month = {JAN: _statistics(months["jan"])}
+    by_month[FEB] = _statistics(rows.assign(temp=(rows["temp"] - 32) * 5 / 9))
+    with pytest.raises(AnomaliesFound):
+        _validate(tmp_path, schema_artifact, by_month, DriftAction.WARN)
+    (temp,) = [f for f in read_findings(tmp_path / "anomalies") if f["feature"] == "temp"]
+    presence, drift = temp["description"].split("; ")
+    assert presence.startswith("The feature was present in fewer examples than expected")
+    assert drift.startswith("The approximate Jensen-Shannon divergence between current and")
+
+
 def test_a_month_with_a_third_of_the_flights_is_flagged_on_the_example_count(
     tmp_path, schema_artifact, statistics
 ):
